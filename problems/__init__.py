@@ -1,0 +1,6 @@
+"""Problem generators with ground truth, the sparse interior system and the metrics."""
+
+from problems.base import MIN_GRID, LinearSystem, Problem, ProblemError, check_grid
+from problems.generators import GENERATORS, make_problem
+
+__all__ = ["GENERATORS", "MIN_GRID", "LinearSystem", "Problem", "ProblemError", "check_grid", "make_problem"]

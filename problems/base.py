@@ -1,0 +1,192 @@
+"""The Problem: a Dirichlet/Poisson problem on a regular grid and its metrics.
+
+The metrics defined here (``residual``, ``msr``, ``mse``, ``rel_res``) are the
+only ones the harness uses: every solver's output is scored by this code, in
+float64, never by the solver itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from problems.stencil import STENCIL, apply_laplacian
+
+MIN_GRID = 8
+
+
+class ProblemError(ValueError):
+    """A problem that cannot be built from the given parameters (user error)."""
+
+
+def check_grid(h: Any, w: Any) -> tuple[int, int]:
+    """Validate a grid shape; return it as ints or raise ProblemError naming the fix."""
+    out = []
+    for name, v in (("h", h), ("w", w)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            else:
+                raise ProblemError(f"grid size {name}={v!r} must be an integer >= {MIN_GRID} (e.g. problem.n=64)")
+        if v < MIN_GRID:
+            raise ProblemError(f"grid size {name}={v} is too small: use an integer >= {MIN_GRID} (e.g. problem.n=64)")
+        out.append(int(v))
+    return out[0], out[1]
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Find u with u = g on ``mask`` and Lap_h(u) + f = 0 elsewhere.
+
+    Parameters
+    ----------
+    name : generator name, e.g. ``laplace_bilinear``.
+    mask : (H, W) bool, True on Dirichlet nodes. The outer ring must be Dirichlet.
+    g : (H, W) float64, Dirichlet values (ignored off the mask).
+    f : (H, W) float64, source term (ignored on the mask).
+    exact : (H, W) discrete solution, or None.
+    exact_kind : ``"analytic"`` (exact by construction) or ``"direct"``
+        (a sparse direct solve, accurate to ~1e-13) or ``"none"``.
+    params : the generator parameters, for the record.
+
+    Examples
+    --------
+    >>> from problems import make_problem
+    >>> p = make_problem("laplace_bilinear", n=16)
+    >>> float(p.msr(p.exact)) < 1e-30
+    True
+    """
+
+    name: str
+    mask: np.ndarray
+    g: np.ndarray
+    f: np.ndarray
+    exact: np.ndarray | None = None
+    exact_kind: str = "none"
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        h, w = self.mask.shape
+        check_grid(h, w)
+        ring = np.ones((h, w), bool)
+        ring[1:-1, 1:-1] = False
+        if not self.mask[ring].all():
+            raise ProblemError("the outer ring of the grid must be Dirichlet (mask True)")
+        if self.mask.all():
+            raise ProblemError("the problem has no unknowns (every node is Dirichlet)")
+        for a in (self.mask, self.g, self.f):
+            a.setflags(write=False)
+
+    # --- shape and index maps -------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mask.shape
+
+    @cached_property
+    def interior(self) -> np.ndarray:
+        """Bool (H, W): the unknowns (non-Dirichlet nodes)."""
+        out = ~self.mask
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def n_interior(self) -> int:
+        return int(self.interior.sum())
+
+    @cached_property
+    def _inner_interior(self) -> np.ndarray:
+        return self.interior[1:-1, 1:-1]
+
+    def to_full(self, x: np.ndarray) -> np.ndarray:
+        """Interior vector -> full grid field (Dirichlet nodes set to g)."""
+        u = np.array(self.g, dtype=np.float64, copy=True)
+        u[self.interior] = x
+        return u
+
+    def to_interior(self, u: np.ndarray) -> np.ndarray:
+        return np.asarray(u, dtype=np.float64)[self.interior]
+
+    def initial_field(self) -> np.ndarray:
+        """The starting point of every solver: zeros on the unknowns, g on the border."""
+        return self.to_full(np.zeros(self.n_interior))
+
+    # --- metrics (the single definition) ---------------------------------------
+    def residual(self, u: np.ndarray) -> np.ndarray:
+        """r = Lap_h(u) + f on the unknowns (u's Dirichlet nodes are taken from g)."""
+        u = np.where(self.mask, self.g, np.asarray(u, dtype=np.float64))
+        r = apply_laplacian(u) + self.f[1:-1, 1:-1]
+        return r[self._inner_interior]
+
+    def msr(self, u: np.ndarray) -> float:
+        """Mean squared residual over the unknowns (the paper's loss)."""
+        r = self.residual(u)
+        return float(np.mean(r * r))
+
+    def mse(self, u: np.ndarray) -> float:
+        """Mean squared error to ``exact`` over the unknowns (NaN when unknown)."""
+        if self.exact is None:
+            return float("nan")
+        e = np.asarray(u, dtype=np.float64)[self.interior] - self.exact[self.interior]
+        return float(np.mean(e * e))
+
+    def rel_res(self, u: np.ndarray) -> float:
+        """||b - A x|| / ||b|| for the interior system (equals ||r|| / ||b||)."""
+        b_norm = self._rhs_norm
+        r_norm = float(np.linalg.norm(self.residual(u)))
+        return r_norm / b_norm if b_norm > 0 else r_norm
+
+    def metrics(self, u: np.ndarray) -> dict[str, float]:
+        r = self.residual(u)
+        r_norm2 = float(r @ r)
+        b = self._rhs_norm
+        return {
+            "msr": r_norm2 / r.size,
+            "mse": self.mse(u),
+            "rel_res": (r_norm2**0.5) / b if b > 0 else r_norm2**0.5,
+        }
+
+    @cached_property
+    def _rhs_norm(self) -> float:
+        return float(np.linalg.norm(self.linear_system().b))
+
+    # --- the SPD interior system -------------------------------------------------
+    def linear_system(self) -> "LinearSystem":
+        """A x = b on the unknowns, A = -Lap_h restricted (SPD). Cached."""
+        return self._system
+
+    @cached_property
+    def _system(self) -> "LinearSystem":
+        # One vectorised pass per stencil entry (9 in all), never a loop over nodes:
+        # an interior neighbour becomes a matrix entry, a Dirichlet one moves to b.
+        num = np.full(self.shape, -1, dtype=np.int64)
+        num[self.interior] = np.arange(self.n_interior)
+        iy, ix = np.nonzero(self.interior)
+        rows_own = num[iy, ix]
+        b = self.f[iy, ix].astype(np.float64)
+        rows, cols, vals = [], [], []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                weight = STENCIL[dy + 1, dx + 1]
+                col = num[iy + dy, ix + dx]
+                inside = col >= 0
+                rows.append(rows_own[inside])
+                cols.append(col[inside])
+                vals.append(np.full(int(inside.sum()), -weight))
+                outside = ~inside
+                b[outside] += weight * self.g[iy[outside] + dy, ix[outside] + dx]
+        n = self.n_interior
+        A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        A.sort_indices()
+        return LinearSystem(A=A, b=b)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearSystem:
+    """The assembled interior system: ``A`` (CSR, SPD) and ``b``."""
+
+    A: sp.csr_matrix
+    b: np.ndarray

@@ -1,0 +1,82 @@
+"""The one Solver interface every solver implements (CPU, GPU, neural alike).
+
+The harness drives a solver in three untimed/timed phases::
+
+    reason = solver.available()      # None, or why it cannot run here
+    solver.setup(problem)            # untimed by the solve clock, reported as setup_s
+    u = solver.solve(problem, monitor)   # timed; calls monitor(k, x) after iteration k
+
+Rules a solver follows:
+- Never compute the harness metrics and never stop on its own tolerance; run
+  until ``monitor`` raises (it owns the budget). ``monitor.max_iters`` is the
+  iteration budget, for solvers that need a ``maxiter``.
+- ``x`` passed to the monitor is either an interior vector (length
+  ``problem.n_interior``) or a full (H, W) field, as NumPy, CuPy or torch.
+  The monitor copies it to the host only at checkpoints.
+- A solver without per-iteration callbacks sets ``callbacks = False`` and calls
+  ``monitor(k, x)`` once, at the end, having run ``monitor.max_iters``
+  iterations; the harness then re-runs it fresh for each checkpoint (the
+  re-run strategy) and records that in the trace.
+- ``sync()`` waits for queued device work; the monitor calls it before every
+  clock read so that asynchronous GPU work is charged to the right place.
+- ``matvecs`` counts operator applications so far in the current solve
+  (sparse mat-vecs or stencil applications); leave it None where it cannot be
+  counted honestly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class Solver:
+    family: ClassVar[str] = "base"
+    backend: ClassVar[str] = "cpu"
+    callbacks: ClassVar[bool] = True
+
+    def __init__(self, name: str, device: str = "cpu", **params: Any):
+        self.name = name
+        self.device = device
+        self.params = params
+        self.matvecs: int | None = None
+
+    def available(self) -> str | None:
+        """None if the solver can run here, else a one-line reason (and the fix)."""
+        return None
+
+    def setup(self, problem) -> None:
+        """Everything that is not iterating: assembly, transfers, factorisation,
+        AMG hierarchy, model load, device warm-up."""
+
+    def solve(self, problem, monitor):
+        """Iterate from the problem's initial field; return the final full-grid field."""
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        """Block until queued device work is done (no-op on the CPU)."""
+
+    def teardown(self) -> None:
+        """Release resources (GPU handles, AMGX objects); always called."""
+
+    def describe(self) -> dict[str, Any]:
+        """Solver parameters for the trace (JSON-serialisable)."""
+        return dict(self.params)
+
+
+def torch_sync(device: str) -> None:
+    """Synchronise a torch device (no-op on CPU)."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def cuda_unavailable_reason(device: str) -> str | None:
+    """Why a torch solver cannot run on ``device`` here, or None."""
+    if not str(device).startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA device visible to torch (set solver.device=cpu, or run on a GPU machine)"
+    return None
