@@ -1,0 +1,108 @@
+"""Save and load Metamizer weights safely.
+
+Our format: a ``.safetensors`` file with the module's state_dict (keys as in the
+authors' layout, ``nn.inc.double_conv.0.weight`` ...) and string metadata
+(``hidden``, ``norm``, plus whatever the trainer records). Loading never
+unpickles arbitrary objects: safetensors, or ``torch.load(weights_only=True)``
+for the authors' format (a dict whose ``model0`` holds the state_dict).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from solvers.metamizer.model import Metamizer
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or does not fit the model."""
+
+
+def save(path: str | Path, model: Metamizer, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` to ``path`` (.safetensors) atomically; returns the path."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    md = {"hidden": str(model.hidden), "norm": model.norm, "format": "metamizer-harness-1"}
+    for k, v in (meta or {}).items():
+        md[k] = v if isinstance(v, str) else json.dumps(v)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(state, str(tmp), metadata=md)
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except Exception as exc:  # noqa: BLE001 - report any parse failure as one line
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({exc})") from None
+
+
+def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        meta = read_metadata(path)
+        try:
+            return load_file(str(path)), meta
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointError(f"checkpoint {path} is corrupt ({exc})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint {path} could not be loaded safely ({exc})") from None
+    if isinstance(obj, dict) and "model0" in obj:  # the authors' format
+        obj = obj["model0"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"checkpoint {path} holds no state_dict (expected a dict of tensors or {{'model0': ...}})")
+    return obj, {}
+
+
+def infer_hidden(state: dict[str, torch.Tensor]) -> int:
+    key = "nn.inc.double_conv.0.weight"
+    if key not in state:
+        raise CheckpointError(f"not a Metamizer state_dict: key {key!r} missing")
+    return int(state[key].shape[0])
+
+
+def load(path: str | Path, hidden: int | None = None, norm: str | None = None,
+         device: str = "cpu") -> tuple[Metamizer, dict[str, str]]:
+    """Build a Metamizer from ``path`` (ours or the authors' format), in eval mode.
+
+    ``hidden``/``norm`` default to the file's metadata (or are inferred); when
+    given and different from the file, a CheckpointError names both.
+    """
+    path = Path(path)
+    state, meta = _load_state(path)
+    file_hidden = int(meta["hidden"]) if "hidden" in meta else infer_hidden(state)
+    file_norm = meta.get("norm") or ("batch" if any(k.endswith("running_mean") for k in state) else "group")
+    if hidden is not None and int(hidden) != file_hidden:
+        raise CheckpointError(f"checkpoint {path} has hidden={file_hidden}, the config asks for hidden={hidden}"
+                              f" (set solver.hidden={file_hidden})")
+    if norm is not None and norm != file_norm:
+        raise CheckpointError(f"checkpoint {path} has norm={file_norm}, the config asks for norm={norm}")
+    model = Metamizer(file_hidden, file_norm)
+    want = model.state_dict()
+    missing = sorted(set(want) - set(state))
+    extra = sorted(set(state) - set(want))
+    bad = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
+           for k in want if k in state and state[k].shape != want[k].shape]
+    if missing or extra or bad:
+        detail = "; ".join(filter(None, [
+            f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "",
+            f"shape mismatch {bad[:2]}" if bad else ""]))
+        raise CheckpointError(f"checkpoint {path} does not fit Metamizer(hidden={file_hidden}, norm={file_norm}): {detail}")
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
