@@ -17,6 +17,8 @@ Rules a solver follows:
   ``monitor(k, x)`` once, at the end, having run ``monitor.max_iters``
   iterations; the harness then re-runs it fresh for each checkpoint (the
   re-run strategy) and records that in the trace.
+- ``solve`` may be called several times after one ``setup`` (repeats, the
+  re-run strategy, the timing self-check); each call starts afresh.
 - ``sync()`` waits for queued device work; the monitor calls it before every
   clock read so that asynchronous GPU work is charged to the right place.
 - ``matvecs`` counts operator applications so far in the current solve
@@ -33,6 +35,7 @@ class Solver:
     family: ClassVar[str] = "base"
     backend: ClassVar[str] = "cpu"
     callbacks: ClassVar[bool] = True
+    max_iterations: ClassVar[int | None] = None  # e.g. 1 for a direct solver
 
     def __init__(self, name: str, device: str = "cpu", **params: Any):
         self.name = name
@@ -42,6 +45,10 @@ class Solver:
 
     def available(self) -> str | None:
         """None if the solver can run here, else a one-line reason (and the fix)."""
+        return None
+
+    def supports(self, problem) -> str | None:
+        """None if the solver applies to ``problem``, else why not (recorded as unavailable)."""
         return None
 
     def setup(self, problem) -> None:

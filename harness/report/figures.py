@@ -1,0 +1,252 @@
+"""Report figures (seaborn figure-level plots), one file pair (PNG + SVG) per figure.
+
+Every function takes prepared tables from ``metrics`` and a ``Look`` (palette,
+families, machine name) so a solver has the same colour and line style in every
+figure of a report.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from . import style  # noqa: E402
+from .metrics import FLOOR, tag  # noqa: E402
+
+HEIGHT, ASPECT, DPI = 3.3, 1.2, 120
+MAX_NOTE_LINES = 8
+
+
+@dataclass
+class Look:
+    palette: dict
+    families: list[str]
+    machine: str
+    repeats: bool = False
+    notes: dict[str, list[str]] = field(default_factory=dict)  # problem -> failure lines
+
+    def aggregate(self) -> dict:
+        """Median with a min-max band over repeats; raw lines when every cell has one run."""
+        return {"estimator": "median", "errorbar": ("pi", 100)} if self.repeats else {"estimator": None}
+
+
+def save(fig: plt.Figure, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+# --------------------------------------------------------------------------- helpers
+def _caption(fig: plt.Figure, lines: list[str]) -> None:
+    if len(lines) > MAX_NOTE_LINES:
+        lines = lines[: MAX_NOTE_LINES - 1] + [f"... and {len(lines) - MAX_NOTE_LINES + 1} more (see summary.md)"]
+    width = max(60, int(fig.get_figwidth() * 15))
+    text = "\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in lines)
+    fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=8, family="sans-serif",
+             bbox={"boxstyle": "round,pad=0.4", "facecolor": "#f6f6f6", "edgecolor": "#cccccc"})
+
+
+def _legend(g: sns.FacetGrid, header: dict[str, str] | None = None, suffix: dict[str, str] | None = None) -> None:
+    """Legend outside on the right, in as many columns as the figure height needs."""
+    if g.legend is None:
+        return
+    for text in g.legend.texts:
+        t = text.get_text()
+        if header and t in header:
+            text.set_text(header[t])
+            text.set_fontweight("bold")
+        elif suffix and t in suffix:
+            text.set_text(f"{t}{suffix[t]}")
+    entries = len(g.legend.texts)
+    rows = max(8, int(g.figure.get_figheight() * 4.2))
+    sns.move_legend(g, "upper left", bbox_to_anchor=(1.0, 0.98), ncol=math.ceil(entries / rows),
+                    frameon=False, fontsize=8, title=None)
+
+
+def _size_titles(g: sns.FacetGrid, data: pd.DataFrame) -> None:
+    unknowns = data.groupby("n")["n_unknowns"].first()
+    for n, ax in g.axes_dict.items():
+        extra = f"  ({int(unknowns[n]):,} unknowns)" if n in unknowns and np.isfinite(unknowns[n]) else ""
+        ax.set_title(f"n = {n}{extra}", fontsize=10)
+
+
+def _mark_ends(*, data: pd.DataFrame, x: str, y: str, palette: dict, **_) -> None:
+    """An 'x' at the last drawn checkpoint of diverged or failed jobs."""
+    bad = data[data["status"].isin(("diverged", "error", "timeout"))]
+    if bad.empty:
+        return
+    ends = bad.sort_values("iteration").groupby("label").tail(1)
+    ax = plt.gca()
+    for _, row in ends.iterrows():
+        ax.plot(row[x], row[y], marker="X", markersize=9, color=palette.get(row["label"], "k"),
+                markeredgecolor="black", linestyle="none", zorder=5)
+
+
+def _wrap(n: int) -> int | None:
+    return None if n <= 3 else 3
+
+
+# --------------------------------------------------------------------------- line figures
+def _lines(data: pd.DataFrame, x: str, y: str, look: Look, title: str, xlabel: str, ylabel: str,
+           notes: list[str], xscale: str = "log") -> plt.Figure:
+    sizes = sorted(data["n"].unique())
+    labels = sorted(data["label"].unique())
+    fams = style.family_order(data["family"].unique())
+    g = sns.relplot(data=data, kind="line", x=x, y=y, hue="label", hue_order=labels, palette=look.palette,
+                    style="family", style_order=fams, dashes=style.dashes(fams), col="n", col_order=sizes,
+                    col_wrap=_wrap(len(sizes)), height=HEIGHT, aspect=ASPECT, linewidth=1.5,
+                    facet_kws={"sharex": False, "sharey": True}, **look.aggregate())
+    g.map_dataframe(_mark_ends, x=x, y=y, palette=look.palette)
+    if xscale == "symlog":
+        g.set(xscale="symlog", yscale="log")
+        for ax in g.axes.flat:
+            ax.set_xscale("symlog", linthresh=1, linscale=0.4)
+            ax.set_xlim(left=0)
+    else:
+        g.set(xscale=xscale, yscale="log")
+    g.set_axis_labels(xlabel, ylabel)
+    _size_titles(g, data)
+    for ax in g.axes.flat:
+        ax.grid(True, which="major", alpha=0.3)
+    _legend(g, header={"label": "solver", "family": "family (line style)"})
+    g.figure.suptitle(title, y=1.03, fontsize=12)
+    _caption(g.figure, notes)
+    return g.figure
+
+
+def msr_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
+    data = curves[curves["time_plot"] > 0]
+    if data.empty:
+        return None
+    notes = [f"Solve time (setup excluded; see the setup figure). Checkpoints at time 0 (the initial field) are "
+             f"not shown on the log axis; MSR is floored at {FLOOR:g}. Median over repeats with a min-max band "
+             "where repeats > 1. X = last checkpoint of a diverged / failed run.", *look.notes.get(problem, [])]
+    return _lines(data, "time_plot", "msr_plot", look, f"{problem}: mean squared residual vs solve time\n{look.machine}",
+                  "solve time [s]", "MSR (mean squared residual)", notes)
+
+
+def msr_iterations(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
+    if curves.empty:
+        return None
+    notes = [f"Iteration axis: linear from 0 to 1, logarithmic above. MSR is floored at {FLOOR:g}. Median over "
+             "repeats with a min-max band where repeats > 1. X = last checkpoint of a diverged / failed run.",
+             *look.notes.get(problem, [])]
+    return _lines(curves, "iteration", "msr_plot", look, f"{problem}: mean squared residual vs iterations\n{look.machine}",
+                  "iteration", "MSR (mean squared residual)", notes, xscale="symlog")
+
+
+EXACT = {"analytic": "the analytic (exact discrete) solution", "direct": "a direct-solver reference solution"}
+
+
+def mse_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
+    data = curves[(curves["time_plot"] > 0) & curves["mse_plot"].notna() & curves["exact_kind"].isin(EXACT)]
+    if data.empty:
+        return None
+    kinds = sorted(data["exact_kind"].unique())
+    against = " / ".join(EXACT[k] for k in kinds)
+    notes = [f"MSE = mean squared error to {against}. Solve time, setup excluded; time-0 checkpoints not shown; "
+             f"MSE floored at {FLOOR:g}.", *look.notes.get(problem, [])]
+    skipped = sorted(set(curves["label"]) - set(data["label"]))
+    if skipped:
+        notes.insert(1, f"No MSE recorded (no ground truth) for: {', '.join(skipped)}")
+    return _lines(data, "time_plot", "mse_plot", look,
+                  f"{problem}: error to {'ground truth' if len(kinds) > 1 else against} vs solve time\n{look.machine}",
+                  "solve time [s]", f"MSE to {'/'.join(kinds)} solution", notes)
+
+
+# --------------------------------------------------------------------------- scaling
+def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], problem: str, target: float,
+            look: Look, unreached: list[str]) -> plt.Figure | None:
+    """Time to target vs unknowns, solve-only and setup + solve side by side; exponents in the legend."""
+    if times.empty:
+        return None
+    labels = sorted(times["label"].unique())
+    fams = style.family_order(times["family"].unique())
+    g = sns.relplot(data=times, kind="line", x="n_unknowns", y="seconds", hue="label", hue_order=labels,
+                    palette=look.palette, style="family", style_order=fams, dashes=style.dashes(fams),
+                    markers=style.markers(fams), col="kind", col_order=["solve", "setup + solve"],
+                    height=HEIGHT + 0.4, aspect=ASPECT, linewidth=1.5, markersize=6,
+                    facet_kws={"sharey": True}, err_style="bars", **look.aggregate())
+    g.set(xscale="log", yscale="log")
+    g.set_axis_labels("unknowns N (interior grid nodes)", f"time to MSR <= {tag(target)} [s]")
+    g.set_titles("{col_name} time")
+    for ax in g.axes.flat:
+        ax.grid(True, which="major", alpha=0.3)
+
+    def fmt(p: float) -> str:
+        return "-" if not np.isfinite(p) else f"{p:.2f}"
+
+    suffix = {lab: f"   {fmt(exponents.get(lab, (np.nan, np.nan))[0])} | {fmt(exponents.get(lab, (np.nan,) * 2)[1])}"
+              for lab in labels}
+    _legend(g, header={"label": "solver   p: solve | setup+solve", "family": "family (line style)"}, suffix=suffix)
+    g.figure.suptitle(f"{problem}: time to reach MSR <= {tag(target)} vs problem size\n{look.machine}",
+                      y=1.04, fontsize=12)
+    notes = [f"p = fitted exponent of t ~ N^p (least squares on log-log over the sizes that reached the target; "
+             f"'-' with fewer than 2 sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
+             "Time to target interpolated log-linearly between checkpoints.",
+             f"Never reached MSR <= {tag(target)} at any size: {', '.join(unreached) if unreached else 'none'}.",
+             *look.notes.get(problem, [])]
+    _caption(g.figure, notes)
+    return g.figure
+
+
+# --------------------------------------------------------------------------- setup vs solve
+def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look) -> plt.Figure | None:
+    """Setup time next to solve time to target (or the whole run's solve time when unreached), per solver."""
+    tg = tag(target)
+    ran = jobs[jobs["ran"]]
+    if ran.empty:
+        return None
+    reached = np.isfinite(ran[f"t@{tg}"])
+    parts = {
+        "setup": ran.assign(seconds=ran["setup_s"]),
+        f"solve to MSR <= {tg}": ran[reached].assign(seconds=ran[f"t@{tg}"]),
+        "solve, whole run (target not reached)": ran[~reached].assign(seconds=ran["solve_s"]),
+    }
+    long = pd.concat([p.assign(part=name) for name, p in parts.items()], ignore_index=True)
+    zero = long[~(long["seconds"] > 0)]
+    long = long[long["seconds"] > 0]
+    if long.empty:
+        return None
+    labels = sorted(ran["label"].unique())
+    sizes = sorted(ran["n"].unique())
+    colours = dict(zip(parts, style.PART_COLOURS.values(), strict=True))
+    g = sns.catplot(data=long, kind="bar", y="label", x="seconds", hue="part", hue_order=list(parts),
+                    order=labels, palette=colours, col="n", col_order=sizes, col_wrap=_wrap(len(sizes)),
+                    orient="h", height=max(2.8, 0.3 * len(labels) + 1.0), aspect=max(0.9, 3.6 / max(2.8, 0.3 * len(labels) + 1.0)),
+                    log_scale=(True, False), sharex=True, **({"estimator": "median", "errorbar": ("pi", 100)}
+                                                             if look.repeats else {"errorbar": None}))
+    g.set_axis_labels("time [s] (log)", "")
+    g.set_titles("n = {col_name}")
+    for ax in g.axes.flat:
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+        for text in ax.get_yticklabels():
+            text.set_color(look.palette.get(text.get_text(), "black"))
+            text.set_fontweight("bold")
+    if g.legend is not None:
+        sns.move_legend(g, "upper left", bbox_to_anchor=(1.0, 0.98), frameon=False, title=None, fontsize=8)
+    g.figure.suptitle(f"{problem}: setup vs solve time per solver\n{look.machine}", y=1.04, fontsize=12)
+    notes = ["Setup = everything before the first iteration (assembly, factorisation, AMG hierarchy, model load); "
+             "direct solvers do their work in setup. Solve = solve clock to the target (interpolated), or the "
+             "whole run when the target was not reached. Solver names are coloured as in the other figures."]
+    if not zero.empty:
+        notes.append("Zero times (not drawable on a log axis): "
+                     + ", ".join(sorted({f"{r.label} n={r.n} {r.part}" for r in zero.itertuples()})))
+    notes += look.notes.get(problem, [])
+    _caption(g.figure, notes)
+    return g.figure

@@ -1,0 +1,305 @@
+"""Numbers behind the report: time to target, per-job and per-cell tables, ranking.
+
+Pure pandas/NumPy, no plotting. A *job* is one solve (one run_id and repeat); a
+*cell* is one solver configuration (``label``) on one problem at one grid size,
+aggregated over repeats (median, min, max).
+
+Time-to-target rule: the first checkpoint whose MSR is <= the target; between
+that checkpoint and the previous one, log10(MSR) is taken as linear in solve
+time (and in iteration), and the crossing point is interpolated; if the first
+checkpoint already meets the target, its own time and iteration are used. MSR
+is floored at ``FLOOR`` first (an exact zero has no logarithm). Setup time is
+never part of ``t``; ``total = setup_s + t``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+FLOOR = 1e-32                      # MSR floor for logarithms (plots and interpolation)
+TARGETS = (1e-6, 1e-10, 1e-20)     # fixed table columns; the --target is added to these
+CELL = ["problem", "n", "label"]   # one solver configuration at one grid size
+NUMERIC = ("n", "h", "w", "n_unknowns", "seed", "threads", "repeat", "iteration", "time_s",
+           "setup_s", "msr", "mse", "rel_res", "matvecs")
+TEXT_DEFAULTS = {"family": "unknown", "backend": "", "device": "", "strategy": "", "message": "",
+                 "exact_kind": "none", "status": "unknown", "sweep": "", "path": ""}
+
+
+def tag(target: float) -> str:
+    """1e-10 -> '1e-10', 1e-06 -> '1e-6' (used in column names and captions)."""
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{target:.3g}")
+
+
+def targets_for(target: float) -> list[float]:
+    return sorted(set(TARGETS) | {float(target)}, reverse=True)
+
+
+# --------------------------------------------------------------------------- preparation
+def prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """Normalise a loaded results frame: types, defaults for missing values, a job key.
+
+    Also drops jobs superseded by a newer copy of the same (problem, n, label,
+    repeat) when several sweeps are loaded together (the one whose path sorts
+    last, i.e. the newest timestamp folder, wins); ``attrs['superseded']``
+    counts them.
+    """
+    df = df.copy()
+    for c in NUMERIC:
+        if c not in df.columns:
+            df[c] = np.nan
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c, default in TEXT_DEFAULTS.items():
+        if c not in df.columns:
+            df[c] = default
+        df[c] = df[c].astype(object).where(df[c].notna(), default).astype(str)
+    for c in ("solver", "problem"):
+        df[c] = df[c].astype(str)
+    if "label" not in df.columns:
+        df["label"] = df["solver"]
+    df["label"] = df["label"].astype(object).where(df["label"].notna(), df["solver"]).astype(str)
+    df["repeat"] = df["repeat"].fillna(0).astype(int)
+    df["n"] = df["n"].fillna(-1).astype(int)
+    df["n_unknowns"] = df["n_unknowns"].fillna(df["n"].astype(float) ** 2)
+    run = df["run_id"] if "run_id" in df.columns else pd.Series(np.nan, index=df.index)
+    run = run.astype(object).where(run.notna(), df["path"])
+    df["job"] = run.astype(str) + "#" + df["repeat"].astype(str)
+    # newest copy of each (problem, n, label, repeat) wins
+    jobs = df.drop_duplicates("job")[["job", "path", *CELL, "repeat"]]
+    keep = jobs.sort_values("path").drop_duplicates([*CELL, "repeat"], keep="last")["job"]
+    superseded = jobs["job"].nunique() - keep.nunique()
+    df = df[df["job"].isin(set(keep))]
+    df = df.sort_values(["problem", "n", "label", "repeat", "job", "iteration"], na_position="first")
+    df = df.reset_index(drop=True)
+    df.attrs["superseded"] = int(superseded)
+    return df
+
+
+# --------------------------------------------------------------------------- time to target
+def crossing(time_s, iteration, msr, target: float) -> tuple[float, float]:
+    """(time, iteration) at which one trace first reaches ``msr <= target``.
+
+    Arrays are one job's checkpoints in iteration order. Returns (inf, inf) when
+    the target is never reached, (nan, nan) for an empty trace.
+    """
+    t = np.asarray(time_s, dtype=float)
+    it = np.asarray(iteration, dtype=float)
+    m = np.asarray(msr, dtype=float)
+    if m.size == 0:
+        return np.nan, np.nan
+    m = np.where(np.isnan(m), np.nan, np.maximum(m, FLOOR))
+    hit = np.flatnonzero(m <= target)
+    if hit.size == 0:
+        return np.inf, np.inf
+    i = hit[0]
+    if i == 0 or not (np.isfinite(m[i - 1]) and np.isfinite(t[i - 1])):
+        return float(t[i]), float(it[i])
+    lo, hi, goal = np.log10(m[i - 1]), np.log10(m[i]), np.log10(target)
+    frac = (goal - lo) / (hi - lo) if hi != lo else 1.0
+    return float(t[i - 1] + frac * (t[i] - t[i - 1])), float(it[i - 1] + frac * (it[i] - it[i - 1]))
+
+
+def _last(values: pd.Series) -> float:
+    v = values.to_numpy(dtype=float)
+    return float(v[-1]) if v.size else np.nan
+
+
+def job_table(df: pd.DataFrame, targets) -> pd.DataFrame:
+    """One row per job: status, setup, how far it ran, and t/it/total to each target.
+
+    Target columns: ``t@TAG`` (solve seconds), ``it@TAG`` (iterations, interpolated),
+    ``total@TAG`` (setup + solve). inf = ran but never reached; NaN = never ran.
+    """
+    records = []
+    for job, g in df.groupby("job", sort=False):
+        first = g.iloc[0]
+        ran = g[g["iteration"].notna()]
+        msr = ran["msr"].to_numpy(dtype=float)
+        finite = msr[np.isfinite(msr)]
+        setup = float(g["setup_s"].dropna().iloc[0]) if g["setup_s"].notna().any() else np.nan
+        rec = {
+            "job": job, **{c: first[c] for c in ("problem", "n", "label", "solver", "family", "backend",
+                                                   "device", "repeat", "status", "message",
+                                                   "exact_kind", "strategy", "sweep")},
+            "n_unknowns": float(first["n_unknowns"]),
+            "setup_s": setup,
+            "ran": len(ran) > 0,
+            "iterations": float(ran["iteration"].iloc[-1]) if len(ran) else np.nan,
+            "solve_s": float(ran["time_s"].iloc[-1]) if len(ran) else np.nan,
+            "msr0": float(msr[0]) if msr.size else np.nan,
+            "best_msr": float(finite.min()) if finite.size else np.nan,
+            "final_msr": _last(ran["msr"]),
+            "final_mse": _last(ran["mse"]),
+        }
+        for target in targets:
+            if len(ran):
+                t, it = crossing(ran["time_s"], ran["iteration"], ran["msr"], target)
+            else:
+                t, it = np.nan, np.nan
+            rec[f"t@{tag(target)}"] = t
+            rec[f"it@{tag(target)}"] = it
+            rec[f"total@{tag(target)}"] = t + (setup if np.isfinite(setup) else 0.0)
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+# --------------------------------------------------------------------------- cells (repeats)
+def _status_summary(statuses: pd.Series) -> str:
+    counts = statuses.value_counts()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return ", ".join(f"{s} x{c}" for s, c in counts.items())
+
+
+def _messages(messages: pd.Series) -> str:
+    unique = [m for m in dict.fromkeys(messages.astype(str)) if m and m != "nan"]
+    return "; ".join(unique)
+
+
+def value_columns(targets) -> list[str]:
+    cols = ["setup_s", "iterations", "solve_s", "best_msr", "final_msr", "final_mse"]
+    for target in targets:
+        cols += [f"t@{tag(target)}", f"it@{tag(target)}", f"total@{tag(target)}"]
+    return cols
+
+
+def cell_table(jobs: pd.DataFrame, targets) -> pd.DataFrame:
+    """One row per (problem, n, label): median, min and max over repeats of every value.
+
+    Columns ``X`` (median), ``X_min``, ``X_max``; ``repeats``; ``status`` (the
+    statuses of the repeats, e.g. "budget" or "budget x2, diverged x1"); ``message``.
+    A target reached in some repeats only has a finite min and an infinite max;
+    its median is infinite when at most half of the repeats reached it.
+    """
+    cols = value_columns(targets)
+    grouped = jobs.groupby(CELL, sort=True)
+    med = grouped[cols].median()
+    lo = grouped[cols].min().add_suffix("_min")
+    hi = grouped[cols].max().add_suffix("_max")
+    info = grouped.agg(solver=("solver", "first"), family=("family", "first"),
+                       backend=("backend", "first"), device=("device", "first"),
+                       exact_kind=("exact_kind", "first"), n_unknowns=("n_unknowns", "first"),
+                       repeats=("job", "size"), ran=("ran", "any"))
+    info["status"] = grouped["status"].agg(_status_summary)
+    info["message"] = grouped["message"].agg(_messages)
+    return pd.concat([info, med, lo, hi], axis=1).reset_index()
+
+
+def reference_label(cells: pd.DataFrame, reference: str = "cg") -> str | None:
+    """The label used as speed-up reference: ``reference`` itself, else the first label of that solver."""
+    labels = set(cells["label"])
+    if reference in labels:
+        return reference
+    same = sorted(cells.loc[cells["solver"] == reference, "label"].unique())
+    return same[0] if same else None
+
+
+def add_speedup(cells: pd.DataFrame, target: float, reference: str = "cg") -> pd.DataFrame:
+    """``speedup``: reference's median total time to target / this cell's (same problem and n).
+
+    > 1 means faster than the reference. NaN where either never reached the target
+    (or the reference is absent).
+    """
+    cells = cells.copy()
+    col = f"total@{tag(target)}"
+    ref = reference_label(cells, reference)
+    cells["speedup"] = np.nan
+    if ref is None:
+        return cells
+    ref_time = cells[cells["label"] == ref].set_index(["problem", "n"])[col]
+    base = pd.MultiIndex.from_frame(cells[["problem", "n"]]).map(ref_time.to_dict().get)
+    base = pd.to_numeric(pd.Series(base, index=cells.index), errors="coerce")
+    mine = cells[col].where(np.isfinite(cells[col]) & (cells[col] > 0))
+    cells["speedup"] = (base.where(np.isfinite(base)) / mine).astype(float)
+    return cells
+
+
+def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per problem: solvers ranked by the median over grid sizes of total (setup + solve) time to target.
+
+    A size where the target was not reached counts as infinitely slow, so
+    solvers that miss it are ranked after those that reach it (ties broken by
+    the number of sizes reached, then by median best MSR). Solvers that never
+    ran (unavailable, failed in setup) get no rank.
+    """
+    col, solve = f"total@{tag(target)}", f"t@{tag(target)}"
+    rows = []
+    for (problem, label), g in cells.groupby(["problem", "label"], sort=True):
+        ran = g[g["ran"]]
+        times = ran[col].fillna(np.inf)
+        rows.append({
+            "problem": problem, "label": label, "family": g["family"].iloc[0],
+            "sizes": len(g), "ran": len(ran), "reached": int(np.isfinite(times).sum()),
+            "median_total": float(np.median(times)) if len(ran) else np.nan,
+            "median_solve": float(np.median(ran[solve].fillna(np.inf))) if len(ran) else np.nan,
+            "median_speedup": float(ran["speedup"].median()) if "speedup" in ran and len(ran) else np.nan,
+            "median_best_msr": float(ran["best_msr"].median()) if len(ran) else np.nan,
+            "status": ", ".join(dict.fromkeys(g["status"])),
+            "message": _messages(g["message"]),
+        })
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["_never"] = table["ran"] == 0
+    table = table.sort_values(["problem", "_never", "median_total", "reached", "median_best_msr", "label"],
+                              ascending=[True, True, True, False, True, True])
+    table["rank"] = table.groupby("problem").cumcount() + 1
+    table["rank"] = table["rank"].astype(float).where(~table["_never"])
+    return table.drop(columns="_never").reset_index(drop=True)
+
+
+def fit_exponents(cells: pd.DataFrame, target: float, kind: str = "total") -> pd.DataFrame:
+    """Least-squares slope p of log10(time to target) vs log10(unknowns), per (problem, label).
+
+    Uses the cells (repeat medians) that reached the target with a positive time;
+    p is NaN with fewer than two distinct sizes.
+    """
+    col = f"{'total' if kind == 'total' else 't'}@{tag(target)}"
+    rows = []
+    for (problem, label), g in cells.groupby(["problem", "label"], sort=True):
+        ok = g[np.isfinite(g[col]) & (g[col] > 0) & (g["n_unknowns"] > 0)]
+        p = np.nan
+        if ok["n_unknowns"].nunique() >= 2:
+            p = float(np.polyfit(np.log10(ok["n_unknowns"]), np.log10(ok[col]), 1)[0])
+        rows.append({"problem": problem, "label": label, "exponent": p, "sizes_used": len(ok)})
+    return pd.DataFrame(rows, columns=["problem", "label", "exponent", "sizes_used"])
+
+
+def failures(jobs: pd.DataFrame, failed_statuses) -> pd.DataFrame:
+    """Jobs that failed, diverged, timed out or were unavailable, grouped with their reason."""
+    bad = jobs[jobs["status"].isin(failed_statuses)]
+    if bad.empty:
+        return pd.DataFrame(columns=["problem", "label", "status", "sizes", "message", "ran"])
+    grouped = bad.groupby(["problem", "label", "status", "message"], sort=True)
+    out = grouped.agg(sizes=("n", lambda s: ", ".join(str(v) for v in sorted(set(s)))),
+                      ran=("ran", "any"), last_iteration=("iterations", "max")).reset_index()
+    return out
+
+
+# --------------------------------------------------------------------------- figure data
+def curve_data(df: pd.DataFrame) -> pd.DataFrame:
+    """Checkpoints ready for log plots.
+
+    Keeps rows of jobs that ran, with a finite MSR (a diverged job is drawn up
+    to its last finite checkpoint); ``msr_plot``/``mse_plot`` are floored at
+    ``FLOOR``; ``time_plot`` is the median over repeats of the solve time at
+    that iteration (repeats share their checkpoint iterations, so their MSR can
+    be aggregated at a common x).
+    """
+    c = df[df["iteration"].notna() & np.isfinite(df["msr"])].copy()
+    c["msr_plot"] = c["msr"].clip(lower=FLOOR)
+    c["mse_plot"] = c["mse"].where(np.isfinite(c["mse"])).clip(lower=FLOOR)
+    c["time_plot"] = c.groupby([*CELL, "iteration"])["time_s"].transform("median")
+    return c
+
+
+def target_times(jobs: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Long table of per-job time to target (solve, setup + solve) for the scaling figure."""
+    tg = tag(target)
+    ok = jobs[jobs["ran"]]
+    long = ok.melt(id_vars=["problem", "n", "n_unknowns", "label", "family", "repeat"],
+                   value_vars=[f"t@{tg}", f"total@{tg}"], var_name="kind", value_name="seconds")
+    long["kind"] = long["kind"].map({f"t@{tg}": "solve", f"total@{tg}": "setup + solve"})
+    return long[np.isfinite(long["seconds"]) & (long["seconds"] > 0)]

@@ -1,0 +1,155 @@
+"""Parquet traces: one file per job, long format, one row per checkpoint.
+
+The schema is the contract between the runner, the report and the check; see
+``COLUMNS``. Job-level facts that are not per-row (environment, full config,
+timing self-check) live in the file's schema metadata under the key
+``harness`` as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+TRACE_NAME = "trace.parquet"
+METADATA_KEY = b"harness"
+
+# Column -> arrow type. Order is the file's column order.
+COLUMNS: dict[str, pa.DataType] = {
+    "sweep": pa.string(),        # sweep name ("single" for one job)
+    "run_id": pa.string(),       # unique per job
+    "problem": pa.string(),
+    "n": pa.int64(),             # grid size label (= h for square grids)
+    "h": pa.int64(),
+    "w": pa.int64(),
+    "n_unknowns": pa.int64(),
+    "solver": pa.string(),       # config name, e.g. "cg"
+    "label": pa.string(),        # solver plus any parameters overridden for this job, e.g. "adam(lr=0.1)"
+    "family": pa.string(),       # neural, first_order, krylov, multigrid, quasi_newton, direct
+    "backend": pa.string(),      # scipy, torch, pyamg, cupy, amgx, ...
+    "device": pa.string(),       # cpu, cuda
+    "params": pa.string(),       # solver parameters as JSON
+    "strategy": pa.string(),     # callback | rerun
+    "exact_kind": pa.string(),   # analytic | direct | none  (what mse is measured against)
+    "seed": pa.int64(),
+    "threads": pa.int64(),
+    "repeat": pa.int64(),
+    "iteration": pa.int64(),     # null for jobs that never started (unavailable, error in setup)
+    "time_s": pa.float64(),      # solve time up to this checkpoint (setup and monitor excluded)
+    "setup_s": pa.float64(),
+    "msr": pa.float64(),
+    "mse": pa.float64(),
+    "rel_res": pa.float64(),
+    "matvecs": pa.int64(),       # operator applications so far; null where not countable
+    "status": pa.string(),       # ok | budget | target | diverged | timeout | error | unavailable
+    "message": pa.string(),
+}
+ARROW_SCHEMA = pa.schema([pa.field(k, t) for k, t in COLUMNS.items()])
+STATUSES = ("ok", "budget", "target", "diverged", "timeout", "error", "unavailable")
+FAILED_STATUSES = ("diverged", "timeout", "error", "unavailable")
+
+
+class ResultsError(RuntimeError):
+    """A results folder that cannot be read (nothing usable in it)."""
+
+
+def write_trace(df: pd.DataFrame, path: str | Path, metadata: dict[str, Any]) -> Path:
+    """Write one job's trace atomically: temp file in the same folder, then rename.
+
+    A reader never sees a half-written trace.parquet; a killed job leaves at
+    most a stray ``.tmp`` file, which ``load`` ignores.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"trace is missing columns {missing}")
+    table = pa.Table.from_pandas(df[list(COLUMNS)], schema=ARROW_SCHEMA, preserve_index=False)
+    meta = {"schema_version": SCHEMA_VERSION, **metadata}
+    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
+    fd, tmp = tempfile.mkstemp(prefix=".trace-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def trace_files(folder: str | Path) -> list[Path]:
+    return sorted(Path(folder).rglob(TRACE_NAME))
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    raw = pq.read_schema(path).metadata or {}
+    return json.loads(raw.get(METADATA_KEY, b"{}"))
+
+
+def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
+    """One DataFrame for every trace under ``folder`` (a sweep, or a folder of sweeps).
+
+    Files that cannot be read, or that lack columns of the current schema, are
+    skipped with a warning (listed in ``df.attrs['skipped']``); missing optional
+    columns are filled with nulls. ``strict=True`` raises instead.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise ResultsError(f"results folder {folder} does not exist")
+    frames, skipped = [], []
+    for f in trace_files(folder):
+        try:
+            df = pq.read_table(f).to_pandas()
+        except Exception as exc:  # corrupt or truncated file
+            skipped.append((str(f), f"unreadable: {exc}"))
+            continue
+        absent = [c for c in COLUMNS if c not in df.columns]
+        essential = [c for c in ("solver", "problem", "n", "status") if c in absent]
+        if essential or (strict and absent):
+            skipped.append((str(f), f"older or foreign schema, missing columns {absent}"))
+            continue
+        for c in absent:
+            df[c] = None
+        df["path"] = str(f.relative_to(folder))
+        frames.append(df)
+    if strict and skipped:
+        raise ResultsError("; ".join(f"{p}: {why}" for p, why in skipped))
+    if not frames:
+        why = f" ({len(skipped)} unreadable: {skipped[0][1]})" if skipped else ""
+        raise ResultsError(f"no traces ({TRACE_NAME}) under {folder}{why}")
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["skipped"] = skipped
+    return out
+
+
+def load_metadata(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """run_id -> the job's metadata (environment, config, timing check) for a folder."""
+    out = {}
+    for f in trace_files(folder):
+        try:
+            meta = read_metadata(f)
+        except Exception:
+            continue
+        out[meta.get("run_id", str(f))] = meta
+    return out
+
+
+def newest_sweep(root: str | Path = "results") -> Path:
+    """The most recently written sweep folder under ``root`` (one that holds traces)."""
+    root = Path(root)
+    files = trace_files(root) if root.exists() else []
+    if not files:
+        raise ResultsError(f"no sweep results under {root}/: run python -m harness.run +sweep=laplace_scaling first")
+    newest = max(files, key=lambda p: p.stat().st_mtime)
+    # results/<sweep>/<timestamp>/<problem>_n<n>/<solver>/<job>/trace.parquet -> results/<sweep>/<timestamp>
+    rel = newest.relative_to(root).parts
+    return root.joinpath(*rel[:2]) if len(rel) > 2 else newest.parent
