@@ -15,13 +15,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from . import style  # noqa: E402
-from .metrics import FLOOR, tag  # noqa: E402
+from . import style
+from .metrics import FLOOR, tag
 
 HEIGHT, ASPECT, DPI = 3.3, 1.2, 120
 MAX_NOTE_LINES = 8
@@ -73,9 +73,18 @@ def _legend(g: sns.FacetGrid, header: dict[str, str] | None = None, suffix: dict
         elif suffix and t in suffix:
             text.set_text(f"{t}{suffix[t]}")
     entries = len(g.legend.texts)
-    rows = max(8, int(g.figure.get_figheight() * 4.2))
-    sns.move_legend(g, "upper left", bbox_to_anchor=(1.0, 0.98), ncol=math.ceil(entries / rows),
+    boxes = [ax.get_position() for ax in g.axes.flat]
+    right, top, bottom = max(b.x1 for b in boxes), max(b.y1 for b in boxes), min(b.y0 for b in boxes)
+    rows = max(8, int((top - bottom) * g.figure.get_figheight() * 5.5))
+    sns.move_legend(g, "upper left", bbox_to_anchor=(right + 0.01, top), ncol=math.ceil(entries / rows),
                     frameon=False, fontsize=8, title=None)
+
+
+def _title(g: sns.FacetGrid, title: str) -> None:
+    top = max(ax.get_position().y1 for ax in g.axes.flat)
+    g.figure.text(0.5 * (min(ax.get_position().x0 for ax in g.axes.flat)
+                         + max(ax.get_position().x1 for ax in g.axes.flat)),
+                  top + 0.35 / g.figure.get_figheight(), title, ha="center", va="bottom", fontsize=12)
 
 
 def _size_titles(g: sns.FacetGrid, data: pd.DataFrame) -> None:
@@ -124,7 +133,7 @@ def _lines(data: pd.DataFrame, x: str, y: str, look: Look, title: str, xlabel: s
     for ax in g.axes.flat:
         ax.grid(True, which="major", alpha=0.3)
     _legend(g, header={"label": "solver", "family": "family (line style)"})
-    g.figure.suptitle(title, y=1.03, fontsize=12)
+    _title(g, title)
     _caption(g.figure, notes)
     return g.figure
 
@@ -133,9 +142,10 @@ def msr_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | Non
     data = curves[curves["time_plot"] > 0]
     if data.empty:
         return None
-    notes = [f"Solve time (setup excluded; see the setup figure). Checkpoints at time 0 (the initial field) are "
+    notes = [(f"Solve time (setup excluded; see the setup figure), except direct solvers (family 'direct'), drawn at "
+             "setup + solve time since their work is the setup. Checkpoints at time 0 (the initial field) are "
              f"not shown on the log axis; MSR is floored at {FLOOR:g}. Median over repeats with a min-max band "
-             "where repeats > 1. X = last checkpoint of a diverged / failed run.", *look.notes.get(problem, [])]
+             "where repeats > 1. X = last checkpoint of a diverged / failed run."), *look.notes.get(problem, [])]
     return _lines(data, "time_plot", "msr_plot", look, f"{problem}: mean squared residual vs solve time\n{look.machine}",
                   "solve time [s]", "MSR (mean squared residual)", notes)
 
@@ -143,8 +153,8 @@ def msr_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | Non
 def msr_iterations(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
     if curves.empty:
         return None
-    notes = [f"Iteration axis: linear from 0 to 1, logarithmic above. MSR is floored at {FLOOR:g}. Median over "
-             "repeats with a min-max band where repeats > 1. X = last checkpoint of a diverged / failed run.",
+    notes = [(f"Iteration axis: linear from 0 to 1, logarithmic above. MSR is floored at {FLOOR:g}. Median over "
+             "repeats with a min-max band where repeats > 1. X = last checkpoint of a diverged / failed run."),
              *look.notes.get(problem, [])]
     return _lines(curves, "iteration", "msr_plot", look, f"{problem}: mean squared residual vs iterations\n{look.machine}",
                   "iteration", "MSR (mean squared residual)", notes, xscale="symlog")
@@ -159,8 +169,9 @@ def mse_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | Non
         return None
     kinds = sorted(data["exact_kind"].unique())
     against = " / ".join(EXACT[k] for k in kinds)
-    notes = [f"MSE = mean squared error to {against}. Solve time, setup excluded; time-0 checkpoints not shown; "
-             f"MSE floored at {FLOOR:g}.", *look.notes.get(problem, [])]
+    notes = [(f"MSE = mean squared error to {against}. Solve time, setup excluded (direct solvers: setup + "
+             "solve); time-0 checkpoints not shown; "
+             f"MSE floored at {FLOOR:g}."), *look.notes.get(problem, [])]
     skipped = sorted(set(curves["label"]) - set(data["label"]))
     if skipped:
         notes.insert(1, f"No MSE recorded (no ground truth) for: {', '.join(skipped)}")
@@ -194,11 +205,10 @@ def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], prob
     suffix = {lab: f"   {fmt(exponents.get(lab, (np.nan, np.nan))[0])} | {fmt(exponents.get(lab, (np.nan,) * 2)[1])}"
               for lab in labels}
     _legend(g, header={"label": "solver   p: solve | setup+solve", "family": "family (line style)"}, suffix=suffix)
-    g.figure.suptitle(f"{problem}: time to reach MSR <= {tag(target)} vs problem size\n{look.machine}",
-                      y=1.04, fontsize=12)
-    notes = [f"p = fitted exponent of t ~ N^p (least squares on log-log over the sizes that reached the target; "
-             f"'-' with fewer than 2 sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
-             "Time to target interpolated log-linearly between checkpoints.",
+    _title(g, f"{problem}: time to reach MSR <= {tag(target)} vs problem size\n{look.machine}")
+    notes = [("p = fitted exponent of t ~ N^p (least squares on log-log over the sizes that reached the target; "
+             "'-' with fewer than 2 sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
+             "Time to target interpolated log-linearly between checkpoints."),
              f"Never reached MSR <= {tag(target)} at any size: {', '.join(unreached) if unreached else 'none'}.",
              *look.notes.get(problem, [])]
     _caption(g.figure, notes)
@@ -229,8 +239,9 @@ def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look) -> 
     g = sns.catplot(data=long, kind="bar", y="label", x="seconds", hue="part", hue_order=list(parts),
                     order=labels, palette=colours, col="n", col_order=sizes, col_wrap=_wrap(len(sizes)),
                     orient="h", height=max(2.8, 0.3 * len(labels) + 1.0), aspect=max(0.9, 3.6 / max(2.8, 0.3 * len(labels) + 1.0)),
-                    log_scale=(True, False), sharex=True, **({"estimator": "median", "errorbar": ("pi", 100)}
+                    sharex=True, **({"estimator": "median", "errorbar": ("pi", 100)}
                                                              if look.repeats else {"errorbar": None}))
+    g.set(xscale="log")  # after drawing: catplot's log_scale drops the bars (seaborn 0.13)
     g.set_axis_labels("time [s] (log)", "")
     g.set_titles("n = {col_name}")
     for ax in g.axes.flat:
@@ -238,12 +249,11 @@ def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look) -> 
         for text in ax.get_yticklabels():
             text.set_color(look.palette.get(text.get_text(), "black"))
             text.set_fontweight("bold")
-    if g.legend is not None:
-        sns.move_legend(g, "upper left", bbox_to_anchor=(1.0, 0.98), frameon=False, title=None, fontsize=8)
-    g.figure.suptitle(f"{problem}: setup vs solve time per solver\n{look.machine}", y=1.04, fontsize=12)
-    notes = ["Setup = everything before the first iteration (assembly, factorisation, AMG hierarchy, model load); "
+    _legend(g)
+    _title(g, f"{problem}: setup vs solve time per solver\n{look.machine}")
+    notes = [("Setup = everything before the first iteration (assembly, factorisation, AMG hierarchy, model load); "
              "direct solvers do their work in setup. Solve = solve clock to the target (interpolated), or the "
-             "whole run when the target was not reached. Solver names are coloured as in the other figures."]
+             "whole run when the target was not reached. Solver names are coloured as in the other figures.")]
     if not zero.empty:
         notes.append("Zero times (not drawable on a log axis): "
                      + ", ".join(sorted({f"{r.label} n={r.n} {r.part}" for r in zero.itertuples()})))

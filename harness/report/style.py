@@ -18,6 +18,10 @@ FAMILY_DASHES: dict[str, tuple | str] = {
 }
 FAMILY_MARKERS = {"neural": "o", "first_order": "v", "krylov": "s", "multigrid": "D",
                   "quasi_newton": "^", "direct": "X"}
+# Strong, mutually distinct colours on white (after Trubetskoy's 20 distinct colours, light ones removed);
+# alphabetically neighbouring labels (cg, cg_ilu, cg_jacobi, ...) get clearly different colours.
+DISTINCT = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
+            "#469990", "#800000", "#808000", "#000075", "#a9a9a9", "#000000", "#9acd32", "#d4a900"]
 PART_COLOURS = {"setup": "#8c8c8c", "solve": "#1f4e79", "unreached": "#d9a441"}
 
 
@@ -41,7 +45,7 @@ def palette(labels: Iterable[str]) -> dict[str, tuple[float, float, float]]:
     colour in every figure of the report.
     """
     ordered = sorted(set(labels))
-    base = sns.color_palette("tab10") + sns.color_palette("Dark2") + sns.color_palette("tab20b")
+    base = sns.color_palette(DISTINCT) + sns.color_palette("tab10") + sns.color_palette("Dark2")
     if len(ordered) > len(base):
         base = base + sns.color_palette("husl", len(ordered) - len(base))
     return dict(zip(ordered, base, strict=False))

@@ -1,0 +1,197 @@
+"""Assemble a report folder: load a sweep, compute the tables, render figures, write summary.md + index.html."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import results
+
+from . import environment, groups, html, markdown, metrics, style, tables
+from .document import Document, Figure, Section, Table
+from .metrics import FLOOR, tag
+
+RULE = ("Time to target: the first checkpoint whose MSR is at or below the target is located and the crossing "
+        "is interpolated between it and the previous checkpoint, taking log10(MSR) as linear in solve time (and "
+        "in iteration count); if the very first checkpoint already meets the target, its own time is used. "
+        "Solve time excludes setup; 'setup+solve' adds the job's setup time (direct solvers do their work in "
+        f"setup). MSR is floored at {FLOOR:g} before taking logarithms.")
+METRICS = ("MSR = mean squared residual of the discrete equations over the non-Dirichlet nodes; MSE = mean squared "
+           "error to the ground truth (analytic solution, or a direct-solver reference where the problem has no "
+           "analytic one). Both are computed by the harness for every solver alike.")
+
+
+@dataclass
+class Outcome:
+    folder: Path                                   # the report folder
+    warnings: list[str] = field(default_factory=list)
+    jobs: int = 0
+    jobs_ran: int = 0
+
+
+def default_folder(source: Path, df: pd.DataFrame, mode: str, root: Path) -> Path:
+    """reports/<sweep>_<timestamp>[_<mode>]: the sweep's own timestamp folder name when it has one."""
+    sweeps = sorted(set(df["sweep"]) - {""}) or [source.name]
+    name = "+".join(sweeps[:3]) + ("+more" if len(sweeps) > 3 else "")
+    stamp = source.name if source.parent.name in sweeps and source.name != name else (
+        datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+    suffix = "" if mode == "all" else f"_{mode}"
+    return root / re.sub(r"[^A-Za-z0-9_.+=-]", "_", f"{name}_{stamp}{suffix}")
+
+
+def _notes(failures: pd.DataFrame) -> dict[str, list[str]]:
+    """problem -> one line per failed / unavailable solver, for the figure captions."""
+    out: dict[str, list[str]] = {}
+    for r in failures.itertuples():
+        drawn = "drawn up to the failure" if r.ran else "not drawn"
+        sizes = f" (n = {r.sizes})" if r.sizes else ""
+        msg = r.message if len(r.message) < 140 else r.message[:137] + "..."
+        out.setdefault(r.problem, []).append(f"{r.label}: {r.status}{sizes}, {drawn}: {msg}")
+    return {p: [f"Failed / unavailable: {lines[0]}", *lines[1:]] for p, lines in out.items()}
+
+
+def _figure(kind: str, problem: str, ctx: dict) -> object:
+    look, curves, jobs, cells, target = ctx["look"], ctx["curves"], ctx["jobs"], ctx["cells"], ctx["target"]
+    from . import figures  # matplotlib only when figures are drawn
+
+    c = curves[curves["problem"] == problem]
+    if kind == "msr_time":
+        return figures.msr_time(c, problem, look)
+    if kind == "msr_iterations":
+        return figures.msr_iterations(c, problem, look)
+    if kind == "mse_time":
+        return figures.mse_time(c, problem, look)
+    j = jobs[jobs["problem"] == problem]
+    if kind == "setup_solve":
+        return figures.setup_solve(j, problem, target, look)
+    if kind == "scaling":
+        cp = cells[cells["problem"] == problem]
+        solve = metrics.fit_exponents(cp, target, "solve").set_index("label")["exponent"]
+        total = metrics.fit_exponents(cp, target, "total").set_index("label")["exponent"]
+        exps = {lab: (solve.get(lab, np.nan), total.get(lab, np.nan)) for lab in cp["label"]}
+        ran = cp[cp["ran"]]
+        unreached = sorted(set(ran["label"]) - set(ran.loc[np.isfinite(ran[f"t@{tag(target)}"]), "label"]))
+        return figures.scaling(metrics.target_times(j, target), exps, problem, target, look, unreached)
+    raise ValueError(kind)
+
+
+TITLES = {"msr_time": "MSR vs solve time", "msr_iterations": "MSR vs iterations",
+          "mse_time": "MSE to ground truth vs solve time", "scaling": "time to target vs unknowns",
+          "setup_solve": "setup vs solve time"}
+
+
+def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame, metadata: dict, *,
+            out: Path, target: float, reference: str, palette: dict, outcome: Outcome,
+            draw: bool = True) -> Section:
+    sub, missing = groups.select(df, grouping)
+    targets = metrics.targets_for(target)
+    problems = sorted(df["problem"].unique()) if sub.empty else sorted(sub["problem"].unique())
+    jobs = jobs_all[jobs_all["job"].isin(set(sub["job"]))]
+    cells = metrics.add_speedup(metrics.cell_table(jobs, targets), target, reference) if not jobs.empty else None
+    ref = metrics.reference_label(cells, reference) if cells is not None else None
+    fails = metrics.failures(jobs, results.FAILED_STATUSES) if not jobs.empty else metrics.failures(
+        jobs_all.iloc[:0], results.FAILED_STATUSES)
+    absent = groups.absent_rows(missing, problems)
+    if not absent.empty:
+        absent = absent.assign(sizes="", ran=False, last_iteration=np.nan)
+        fails = pd.concat([fails, absent[fails.columns]], ignore_index=True)
+
+    title = grouping.title + (f" (paper: {grouping.paper})" if grouping.paper else "")
+    sec = Section(title)
+    if grouping.paper:
+        sec.intro.append(f"Sweep preset: python -m harness.run +sweep={grouping.name}; report: "
+                         f"python -m harness.report --mode {grouping.name}. Members: {', '.join(grouping.solvers)}.")
+    rank = metrics.ranking(cells, target) if cells is not None else pd.DataFrame()
+    if not absent.empty:
+        extra = absent.assign(family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
+                              median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
+        rank = pd.concat([rank, extra[[c for c in extra.columns if c in rank.columns or rank.empty]]],
+                         ignore_index=True) if not rank.empty else extra
+    for problem in problems:
+        r = rank[rank["problem"] == problem] if not rank.empty else rank
+        if not r.empty:
+            sec.tables.append(Table(
+                f"{problem}: ranking by median over sizes of setup+solve time to MSR <= {tag(target)}",
+                tables.ranking_table(r, target, ref),
+                "A size where the target was not reached counts as infinitely slow; solvers that never reach it "
+                "are ranked last (then by sizes reached and best MSR). Unavailable solvers get no rank."))
+        if cells is None:
+            continue
+        for n in sorted(cells.loc[cells["problem"] == problem, "n"].unique()):
+            cp = cells[(cells["problem"] == problem) & (cells["n"] == n)]
+            unknowns = cp["n_unknowns"].iloc[0]
+            sec.tables.append(Table(
+                f"{problem}, n = {n} ({int(unknowns):,} unknowns)" if np.isfinite(unknowns) else f"{problem}, n = {n}",
+                tables.size_table(cp, targets, target, ref),
+                f"Times in seconds, iterations interpolated; median [min-max] over repeats. Speedup = {ref or 'cg'}'s "
+                f"setup+solve time to {tag(target)} / this solver's (> 1 is faster)."
+                + ("" if ref else f" No {reference} in these results: no speedups.")))
+    sec.tables.append(Table("Failed, diverged or unavailable solvers", tables.failure_table(fails),
+                            "Diverged or failed runs are drawn in the figures up to their last finite checkpoint."))
+
+    if draw and not jobs.empty:
+        run_ids = sub["run_id"].dropna().astype(str).unique() if "run_id" in sub else None
+        from .figures import Look
+
+        look = Look(palette=palette, families=style.family_order(sub["family"].unique()),
+                    machine=environment.machine(metadata, run_ids), repeats=bool((cells["repeats"] > 1).any()),
+                    notes=_notes(fails))
+        ctx = {"look": look, "curves": metrics.curve_data(sub), "jobs": jobs, "cells": cells, "target": target}
+        for problem in problems:
+            for kind in grouping.figures:
+                stem = out / "figures" / grouping.name / f"{kind}_{problem}"
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)
+                        fig = _figure(kind, problem, ctx)
+                    if fig is None:
+                        continue
+                    from .figures import save
+
+                    png, svg = save(fig, stem)
+                except Exception as exc:  # noqa: BLE001  (one bad figure must not lose the rest of the report)
+                    outcome.warnings.append(f"figure {stem.name} failed: {type(exc).__name__}: {exc}")
+                    continue
+                sec.figures.append(Figure(f"{problem}: {TITLES[kind]}", png.relative_to(out), svg.relative_to(out)))
+    return sec
+
+
+def build(source: str | Path, *, out: str | Path | None = None, target: float = 1e-10, mode: str = "all",
+          reference: str = "cg", reports_root: str | Path = "reports", draw: bool = True) -> Outcome:
+    """Write the report for the results under ``source``; raises ``results.ResultsError`` if nothing is usable."""
+    source = Path(source)
+    grouping_list = groups.groupings(mode)
+    raw = results.load(source)
+    metadata = results.load_metadata(source)
+    df = metrics.prepare(raw)
+    folder = Path(out) if out else default_folder(source, df, mode, Path(reports_root))
+    folder.mkdir(parents=True, exist_ok=True)
+    outcome = Outcome(folder)
+    outcome.warnings += [f"skipped {p}: {why}" for p, why in raw.attrs.get("skipped", [])]
+    if df.attrs.get("superseded"):
+        outcome.warnings.append(f"{df.attrs['superseded']} job(s) superseded by a newer run of the same "
+                                "problem, size, solver and repeat (the newest is used)")
+    jobs_all = metrics.job_table(df, metrics.targets_for(target))
+    outcome.jobs, outcome.jobs_ran = len(jobs_all), int(jobs_all["ran"].sum())
+    palette = style.palette(df["label"])
+    sections = [section(g, df, jobs_all, metadata, out=folder, target=target, reference=reference,
+                        palette=palette, outcome=outcome, draw=draw) for g in grouping_list]
+    sweeps = ", ".join(sorted(set(df["sweep"]) - {""})) or "unknown"
+    intro = [(f"Results: {source} (sweep {sweeps}); {outcome.jobs} jobs, {outcome.jobs_ran} ran; "
+             f"{len(raw.attrs.get('skipped', []))} file(s) skipped. Target for ranking, speedup and scaling: "
+             f"MSR <= {tag(target)}; speedup reference: {reference}. Mode: {mode}."),
+             METRICS, RULE]
+    if outcome.warnings:
+        intro.append("Warnings: " + " | ".join(outcome.warnings))
+    env = Table("Environment", tables.environment_table(environment.summary(metadata)),
+                "From the traces' metadata; a field that differs between jobs lists every value.")
+    doc = Document(f"Solver comparison: {sweeps}", intro, sections, env)
+    (folder / "summary.md").write_text(markdown.render(doc), encoding="utf-8")
+    (folder / "index.html").write_text(html.render(doc, folder), encoding="utf-8")
+    return outcome

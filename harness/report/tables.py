@@ -1,0 +1,101 @@
+"""Display tables: numbers from ``metrics`` formatted as strings (median [min-max] over repeats)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .metrics import tag
+
+NOT_RUN, NOT_REACHED = "-", "not reached"
+
+
+def fmt_time(x: float) -> str:
+    if pd.isna(x):
+        return NOT_RUN
+    if np.isinf(x):
+        return NOT_REACHED
+    return f"{x:.3g}"
+
+
+def fmt_iter(x: float) -> str:
+    if pd.isna(x):
+        return NOT_RUN
+    if np.isinf(x):
+        return NOT_REACHED
+    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
+
+
+def fmt_sci(x: float) -> str:
+    if pd.isna(x):
+        return NOT_RUN
+    return f"{x:.2e}" if np.isfinite(x) else str(x)
+
+
+def fmt_ratio(x: float) -> str:
+    return NOT_RUN if pd.isna(x) or not np.isfinite(x) else f"{x:.3g}x"
+
+
+def spread(row: pd.Series, col: str, fmt) -> str:
+    """'median [min-max]' when repeats differ, else the single value."""
+    med = fmt(row[col])
+    lo, hi = row.get(f"{col}_min", np.nan), row.get(f"{col}_max", np.nan)
+    if row.get("repeats", 1) > 1 and not (pd.isna(lo) or pd.isna(hi)) and lo != hi:
+        short = {NOT_REACHED: "inf"}
+        return f"{med} [{short.get(fmt(lo), fmt(lo))}-{short.get(fmt(hi), fmt(hi))}]"
+    return med
+
+
+def _order(cells: pd.DataFrame, target: float) -> pd.DataFrame:
+    key = cells[f"total@{tag(target)}"].fillna(np.inf)
+    return cells.assign(_k=key, _m=cells["best_msr"].fillna(np.inf)).sort_values(["_k", "_m", "label"])
+
+
+def size_table(cells: pd.DataFrame, targets, target: float, reference: str | None) -> pd.DataFrame:
+    """One grid size of one problem: a row per solver, fastest (setup + solve to ``target``) first."""
+    rows = []
+    for _, r in _order(cells, target).iterrows():
+        row = {"solver": r["label"], "family": r["family"], "status": r["status"], "runs": int(r["repeats"]),
+               "setup [s]": spread(r, "setup_s", fmt_time)}
+        for t in targets:
+            row[f"t to {tag(t)} [s]"] = spread(r, f"t@{tag(t)}", fmt_time)
+            row[f"it to {tag(t)}"] = spread(r, f"it@{tag(t)}", fmt_iter)
+        row[f"setup+solve to {tag(target)} [s]"] = spread(r, f"total@{tag(target)}", fmt_time)
+        row[f"speedup vs {reference or 'cg'}"] = fmt_ratio(r.get("speedup", np.nan))
+        row["best MSR"] = spread(r, "best_msr", fmt_sci)
+        row["final MSE"] = spread(r, "final_mse", fmt_sci) if r["exact_kind"] != "none" else "no ground truth"
+        row["iterations run"] = spread(r, "iterations", fmt_iter)
+        row["solve time run [s]"] = spread(r, "solve_s", fmt_time)
+        row["reason / message"] = r["message"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ranking_table(ranking: pd.DataFrame, target: float, reference: str | None) -> pd.DataFrame:
+    tg = tag(target)
+    out = pd.DataFrame({
+        "rank": ranking["rank"].map(lambda x: "-" if pd.isna(x) else str(int(x))),
+        "solver": ranking["label"],
+        "family": ranking["family"],
+        f"sizes reaching {tg}": [f"{r} / {s}" for r, s in zip(ranking["reached"], ranking["sizes"], strict=True)],
+        f"median setup+solve to {tg} [s]": ranking["median_total"].map(fmt_time),
+        f"median solve to {tg} [s]": ranking["median_solve"].map(fmt_time),
+        f"median speedup vs {reference or 'cg'}": ranking["median_speedup"].map(fmt_ratio),
+        "median best MSR": ranking["median_best_msr"].map(fmt_sci),
+        "status": ranking["status"],
+        "reason / message": ranking["message"],
+    })
+    return out
+
+
+def failure_table(failures: pd.DataFrame) -> pd.DataFrame:
+    if failures.empty:
+        return pd.DataFrame(columns=["solver", "status", "grid sizes", "drawn", "reason / message"])
+    drawn = failures["ran"].fillna(False).map(lambda r: "yes, up to the failure" if r else "no (never ran)")
+    return pd.DataFrame({"solver": failures["label"], "status": failures["status"],
+                         "grid sizes": failures["sizes"].fillna("all"), "drawn": drawn,
+                         "reason / message": failures["message"]})
+
+
+def environment_table(pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(pairs, columns=["", "value"])
