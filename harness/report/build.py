@@ -86,6 +86,14 @@ TITLES = {"msr_time": "MSR vs solve time", "msr_iterations": "MSR vs iterations"
           "setup_solve": "setup vs solve time"}
 
 
+def _with_absent(table: pd.DataFrame, absent: pd.DataFrame, **defaults) -> pd.DataFrame:
+    """``table`` plus one row per absent grouping member (``defaults`` fill the other columns)."""
+    if absent.empty:
+        return table
+    extra = absent.assign(**defaults)
+    return extra if table.empty else pd.concat([table, extra.reindex(columns=table.columns)], ignore_index=True)
+
+
 def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame, metadata: dict, *,
             out: Path, target: float, reference: str, palette: dict, outcome: Outcome,
             draw: bool = True) -> Section:
@@ -95,24 +103,17 @@ def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame,
     jobs = jobs_all[jobs_all["job"].isin(set(sub["job"]))]
     cells = metrics.add_speedup(metrics.cell_table(jobs, targets), target, reference) if not jobs.empty else None
     ref = metrics.reference_label(cells, reference) if cells is not None else None
-    fails = metrics.failures(jobs, results.FAILED_STATUSES) if not jobs.empty else metrics.failures(
-        jobs_all.iloc[:0], results.FAILED_STATUSES)
     absent = groups.absent_rows(missing, problems)
-    if not absent.empty:
-        absent = absent.assign(sizes="", ran=False, last_iteration=np.nan)
-        fails = pd.concat([fails, absent[fails.columns]], ignore_index=True)
+    fails = _with_absent(metrics.failures(jobs, results.FAILED_STATUSES), absent,
+                         sizes="all", ran=False, last_iteration=np.nan)
+    rank = _with_absent(metrics.ranking(cells, target) if cells is not None else pd.DataFrame(), absent,
+                        family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
+                        median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
 
-    title = grouping.title + (f" (paper: {grouping.paper})" if grouping.paper else "")
-    sec = Section(title)
+    sec = Section(grouping.title + (f" (paper: {grouping.paper})" if grouping.paper else ""))
     if grouping.paper:
         sec.intro.append(f"Sweep preset: python -m harness.run +sweep={grouping.name}; report: "
                          f"python -m harness.report --mode {grouping.name}. Members: {', '.join(grouping.solvers)}.")
-    rank = metrics.ranking(cells, target) if cells is not None else pd.DataFrame()
-    if not absent.empty:
-        extra = absent.assign(family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
-                              median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
-        rank = pd.concat([rank, extra[[c for c in extra.columns if c in rank.columns or rank.empty]]],
-                         ignore_index=True) if not rank.empty else extra
     for problem in problems:
         r = rank[rank["problem"] == problem] if not rank.empty else rank
         if not r.empty:

@@ -6,14 +6,20 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-FIELDS = (("cpu", "CPU"), ("gpu", "GPU"), ("threads", "threads"), ("hostname", "host"),
-          ("commit", "commit"), ("date", "date"))
+FIELDS = (("cpu", "CPU"), ("cpu_count", "CPU cores"), ("gpu", "GPU"), ("threads", "threads"),
+          ("hostname", "host"), ("platform", "platform"), ("commit", "commit"), ("date", "date"))
+
+
+def _empty(v: Any) -> bool:
+    if isinstance(v, list | tuple):
+        return all(_empty(x) for x in v)
+    return v is None or v == "" or v == {}
 
 
 def _unique(values: Iterable[Any]) -> list[str]:
     out = []
     for v in values:
-        if v is None or v == "" or v == {}:
+        if _empty(v):
             continue
         s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
         if s not in out:
@@ -33,7 +39,7 @@ def summary(metadata: dict[str, dict[str, Any]], run_ids: Iterable[str] | None =
         values = _unique(m.get(key) for m in metas)
         if key == "date" and len(values) > 1:
             values = [f"{min(values)} .. {max(values)}"]
-        rows.append((name, "; ".join(values) if values else "unknown"))
+        rows.append((name, "; ".join(values) if values else ("none recorded" if key == "gpu" else "unknown")))
     packages: dict[str, list[str]] = {}
     for m in metas:
         for pkg, ver in (m.get("versions") or {}).items():
@@ -43,7 +49,9 @@ def summary(metadata: dict[str, dict[str, Any]], run_ids: Iterable[str] | None =
     for pkg in sorted(packages):
         rows.append((f"version: {pkg}", ", ".join(packages[pkg])))
     checks = _unique(m.get("timing_check") for m in metas)
-    if checks:
+    if not checks:
+        rows.append(("timing check", "not run (verify_timing=false)"))
+    else:
         rows.append(("timing check", checks[0] if len(checks) == 1 else f"{len(checks)} distinct; first: {checks[0]}"))
     return rows
 

@@ -77,7 +77,8 @@ def ranking_table(ranking: pd.DataFrame, target: float, reference: str | None) -
         "rank": ranking["rank"].map(lambda x: "-" if pd.isna(x) else str(int(x))),
         "solver": ranking["label"],
         "family": ranking["family"],
-        f"sizes reaching {tg}": [f"{r} / {s}" for r, s in zip(ranking["reached"], ranking["sizes"], strict=True)],
+        f"sizes reaching {tg}": [f"{r} / {s}" if s else "-"
+                                 for r, s in zip(ranking["reached"], ranking["sizes"], strict=True)],
         f"median setup+solve to {tg} [s]": ranking["median_total"].map(fmt_time),
         f"median solve to {tg} [s]": ranking["median_solve"].map(fmt_time),
         f"median speedup vs {reference or 'cg'}": ranking["median_speedup"].map(fmt_ratio),
