@@ -154,12 +154,12 @@ class Problem:
         return float(np.linalg.norm(self.linear_system().b))
 
     # --- the SPD interior system -------------------------------------------------
-    def linear_system(self) -> "LinearSystem":
+    def linear_system(self) -> LinearSystem:
         """A x = b on the unknowns, A = -Lap_h restricted (SPD). Cached."""
         return self._system
 
     @cached_property
-    def _system(self) -> "LinearSystem":
+    def _system(self) -> LinearSystem:
         # One vectorised pass per stencil entry (9 in all), never a loop over nodes:
         # an interior neighbour becomes a matrix entry, a Dirichlet one moves to b.
         num = np.full(self.shape, -1, dtype=np.int64)

@@ -23,7 +23,7 @@ GRADIENT_MODES = ("detach", "exact")
 
 class TorchPhysics:
     def __init__(self, problem: Problem, device: str | torch.device = "cpu"):
-        kw = dict(dtype=torch.float64, device=device)
+        kw = {"dtype": torch.float64, "device": device}
         self.device = torch.device(device)
         self.mask = torch.tensor(problem.mask.copy(), device=device)
         self.interior = ~self.mask
