@@ -34,6 +34,7 @@ def save(path: str | Path, model: Metamizer, meta: dict[str, Any] | None = None)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(state, str(tmp), metadata=md)
+    tmp.chmod(0o644)
     tmp.replace(path)
     return path
 
@@ -66,7 +67,8 @@ def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if isinstance(obj, dict) and "model0" in obj:  # the authors' format
         obj = obj["model0"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"checkpoint {path} holds no state_dict (expected a dict of tensors or {{'model0': ...}})")
+        raise CheckpointError(f"checkpoint {path} holds no state_dict "
+                              f"(expected a dict of tensors or {{'model0': ...}})")
     return obj, {}
 
 
@@ -103,6 +105,7 @@ def load(path: str | Path, hidden: int | None = None, norm: str | None = None,
         detail = "; ".join(filter(None, [
             f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "",
             f"shape mismatch {bad[:2]}" if bad else ""]))
-        raise CheckpointError(f"checkpoint {path} does not fit Metamizer(hidden={file_hidden}, norm={file_norm}): {detail}")
+        raise CheckpointError(f"checkpoint {path} does not fit Metamizer(hidden={file_hidden}, "
+                              f"norm={file_norm}): {detail}")
     model.load_state_dict(state)
     return model.to(device).eval(), meta

@@ -36,7 +36,8 @@ from solvers.metamizer.pool import Pool, batched_gradient, batched_msr
 def validation_problems(cfg_sets) -> list[tuple[list, list[int]]]:
     out = []
     for s in cfg_sets:
-        probs = [make_problem("laplace_obstacles", n=int(s["n"]), seed=int(seed)) for seed in s["seeds"]]
+        extra = {"n_boxes": int(s["n_boxes"])} if s.get("n_boxes") is not None else {}
+        probs = [make_problem("laplace_obstacles", n=int(s["n"]), seed=int(seed), **extra) for seed in s["seeds"]]
         out.append((probs, [int(i) for i in s["iters"]]))
     return out
 
@@ -77,8 +78,9 @@ def validate(model: Metamizer, sets, floor: float, diverged: float, device="cpu"
         lg = np.where(np.isfinite(lg) & (lg < 6), np.maximum(lg, floor), diverged)
         lg = np.where(msr == 0, floor, lg)
         n = probs[0].shape[0]
+        tag = f"n{n}" + ("_open" if probs[0].params.get("n_boxes") == 0 else "")
         for j, it in enumerate(iters):
-            rows[f"n{n}_it{it}"] = float(lg[:, j].mean())
+            rows[f"{tag}_it{it}"] = float(lg[:, j].mean())
         scores.append(lg.mean())
     rows["score"] = float(np.mean(scores))
     model.train(was_training)
@@ -123,9 +125,10 @@ def plot(out_dir: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    loss = pd.read_csv(out_dir / "loss.csv")
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    ax[0].plot(loss["step"], loss["log10_msr"], lw=0.8)
+    if (out_dir / "loss.csv").exists():
+        loss = pd.read_csv(out_dir / "loss.csv")
+        ax[0].plot(loss["step"], loss["log10_msr"], lw=0.8)
     ax[0].set(xlabel="step", ylabel="mean log10 MSR after step (pool batch)", title="training pool loss")
     vpath = out_dir / "validation.csv"
     if vpath.exists():
@@ -174,7 +177,10 @@ def run(cfg: DictConfig) -> dict:
         rng = np.random.default_rng(int(cfg.seed) + step)  # pool restarts fresh (zero-initialised)
         print(f"resumed from {last} at step {step} ({wall:.0f} s, best score {best:.3f})")
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    pool = Pool(int(cfg.pool_size), int(cfg.grid), rng, device, float(cfg.p_no_boxes), float(cfg.p_source))
+    grids = [int(n) for n in (cfg.grid if OmegaConf.is_list(cfg.grid) else [cfg.grid])]
+    probs = np.asarray(cfg.grid_probs if cfg.get("grid_probs") else [1.0] * len(grids), dtype=float)
+    probs = probs / probs.sum()
+    pools = [Pool(int(cfg.pool_size), n, rng, device, float(cfg.p_no_boxes), float(cfg.p_source)) for n in grids]
     vsets = validation_problems(OmegaConf.to_container(cfg.validation.sets, resolve=True))
     model.train()
     per_step = int(cfg.batch) / float(cfg.mean_iters)
@@ -190,7 +196,7 @@ def run(cfg: DictConfig) -> dict:
     def save_and_validate():
         nonlocal best
         meta = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), "seed": int(cfg.seed),
-                "grid": int(cfg.grid), "config": OmegaConf.to_container(cfg, resolve=True)}
+                "grid": grids, "config": OmegaConf.to_container(cfg, resolve=True)}
         tv = time.perf_counter()
         val = validate(model, vsets, float(cfg.validation.floor), float(cfg.validation.diverged), device)
         meta["validation"] = val
@@ -209,6 +215,7 @@ def run(cfg: DictConfig) -> dict:
         (bar.write if bar else print)(msg)
 
     while step < int(cfg.steps):
+        pool = pools[rng.choice(len(pools), p=probs)] if len(pools) > 1 else pools[0]
         mean_log, nbad = train_step(model, opt, pool, int(cfg.batch), float(cfg.explode))
         sched.step()
         pool.round_robin(per_step)
@@ -222,7 +229,8 @@ def run(cfg: DictConfig) -> dict:
             _append_csv(out_dir / "loss.csv", {
                 "step": step, "wall_s": round(time.perf_counter() - t0, 2),
                 "log10_msr": acc / max(n_acc, 1), "explosion_resets": resets,
-                "mean_age": float(pool.iters.double().mean()), "lr": opt.param_groups[0]["lr"]})
+                "mean_age": float(np.mean([float(q.iters.double().mean()) for q in pools])),
+                "lr": opt.param_groups[0]["lr"]})
             acc, n_acc, resets = 0.0, 0, 0
         if time.perf_counter() - t_ckpt > float(cfg.checkpoint_every_s):
             save_and_validate()
