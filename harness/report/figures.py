@@ -119,7 +119,7 @@ def _lines(data: pd.DataFrame, x: str, y: str, look: Look, title: str, xlabel: s
     g = sns.relplot(data=data, kind="line", x=x, y=y, hue="label", hue_order=labels, palette=look.palette,
                     style="family", style_order=fams, dashes=style.dashes(fams), col="n", col_order=sizes,
                     col_wrap=_wrap(len(sizes)), height=HEIGHT, aspect=ASPECT, linewidth=1.5,
-                    facet_kws={"sharex": False, "sharey": True}, **look.aggregate())
+                    facet_kws={"sharex": False, "sharey": True, "legend_out": False}, **look.aggregate())
     g.map_dataframe(_mark_ends, x=x, y=y, palette=look.palette)
     if xscale == "symlog":
         g.set(xscale="symlog", yscale="log")
@@ -146,8 +146,8 @@ def msr_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | Non
              "setup + solve time since their work is the setup. Checkpoints at time 0 (the initial field) are "
              f"not shown on the log axis; MSR is floored at {FLOOR:g}. Median over repeats with a min-max band "
              "where repeats > 1. X = last checkpoint of a diverged / failed run."), *look.notes.get(problem, [])]
-    return _lines(data, "time_plot", "msr_plot", look, f"{problem}: mean squared residual vs solve time\n{look.machine}",
-                  "solve time [s]", "MSR (mean squared residual)", notes)
+    title = f"{problem}: mean squared residual vs solve time\n{look.machine}"
+    return _lines(data, "time_plot", "msr_plot", look, title, "solve time [s]", "MSR (mean squared residual)", notes)
 
 
 def msr_iterations(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
@@ -156,8 +156,9 @@ def msr_iterations(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure
     notes = [(f"Iteration axis: linear from 0 to 1, logarithmic above. MSR is floored at {FLOOR:g}. Median over "
              "repeats with a min-max band where repeats > 1. X = last checkpoint of a diverged / failed run."),
              *look.notes.get(problem, [])]
-    return _lines(curves, "iteration", "msr_plot", look, f"{problem}: mean squared residual vs iterations\n{look.machine}",
-                  "iteration", "MSR (mean squared residual)", notes, xscale="symlog")
+    title = f"{problem}: mean squared residual vs iterations\n{look.machine}"
+    return _lines(curves, "iteration", "msr_plot", look, title, "iteration", "MSR (mean squared residual)", notes,
+                  xscale="symlog")
 
 
 EXACT = {"analytic": "the analytic (exact discrete) solution", "direct": "a direct-solver reference solution"}
@@ -192,7 +193,7 @@ def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], prob
                     palette=look.palette, style="family", style_order=fams, dashes=style.dashes(fams),
                     markers=style.markers(fams), col="kind", col_order=["solve", "setup + solve"],
                     height=HEIGHT + 0.4, aspect=ASPECT, linewidth=1.5, markersize=6,
-                    facet_kws={"sharey": True}, err_style="bars", **look.aggregate())
+                    facet_kws={"sharey": True, "legend_out": False}, err_style="bars", **look.aggregate())
     g.set(xscale="log", yscale="log")
     g.set_axis_labels("unknowns N (interior grid nodes)", f"time to MSR <= {tag(target)} [s]")
     g.set_titles("{col_name} time")
@@ -236,11 +237,11 @@ def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look) -> 
     labels = sorted(ran["label"].unique())
     sizes = sorted(ran["n"].unique())
     colours = dict(zip(parts, style.PART_COLOURS.values(), strict=True))
+    height = max(2.8, 0.28 * len(labels) + 1.0)
     g = sns.catplot(data=long, kind="bar", y="label", x="seconds", hue="part", hue_order=list(parts),
                     order=labels, palette=colours, col="n", col_order=sizes, col_wrap=_wrap(len(sizes)),
-                    orient="h", height=max(2.8, 0.3 * len(labels) + 1.0), aspect=max(0.9, 3.6 / max(2.8, 0.3 * len(labels) + 1.0)),
-                    sharex=True, **({"estimator": "median", "errorbar": ("pi", 100)}
-                                                             if look.repeats else {"errorbar": None}))
+                    orient="h", height=height, aspect=4.5 / height, sharex=True, legend_out=False,
+                    **({"estimator": "median", "errorbar": ("pi", 100)} if look.repeats else {"errorbar": None}))
     g.set(xscale="log")  # after drawing: catplot's log_scale drops the bars (seaborn 0.13)
     g.set_axis_labels("time [s] (log)", "")
     g.set_titles("n = {col_name}")

@@ -23,6 +23,11 @@ class Grouping:
     paper: str           # where in the paper
     solvers: tuple[str, ...]
     figures: tuple[str, ...] = ALL_FIGURES
+    extra_sweeps: tuple[str, ...] = ()   # further presets that belong to this comparison
+
+    @property
+    def sweeps(self) -> tuple[str, ...]:
+        return (self.name, *self.extra_sweeps)
 
 
 
@@ -35,7 +40,7 @@ PAPER: tuple[Grouping, ...] = (
              ("metamizer", "cg", "cg_ilu", "pyamg_sa", "pyamg_rs", "cg_pyamg_sa", "cg_pyamg_rs",
               "amgx_*", "dst")),
     Grouping("paper_jacobi", "Jacobi preconditioning", "App. C.2, Fig. 19",
-             ("metamizer", "cg", "cg_jacobi", "minres", "gmres", "dst")),
+             ("metamizer", "cg", "cg_jacobi", "minres", "gmres", "dst"), extra_sweeps=("paper_jacobi_krylov",)),
     Grouping("paper_quasi_newton", "Newton-CG, nonlinear CG and L-BFGS-B", "App. D, Fig. 20",
              ("metamizer", "newton_cg", "nonlinear_cg", "lbfgsb", "cg", "dst")),
     Grouping("paper_lr_adam", "Learning rates: Adam", "App. E, Fig. 21",
@@ -63,23 +68,31 @@ def absent_reason(pattern: str) -> str:
         return "no results: needs a trained checkpoint (python -m solvers.metamizer.train), then rerun the sweep"
     if pattern.startswith(("cupy_", "amgx")):
         return "no results: GPU solver (needs CUDA and cupy / pyamgx); run the sweep on a GPU machine"
-    return "no results: not run in these sweeps"
+    return "no results: not run in the sweeps loaded (give a folder holding all paper_* sweeps, e.g. results/)"
 
 
 def select(df: pd.DataFrame, grouping: Grouping) -> tuple[pd.DataFrame, list[str]]:
     """Rows of ``df`` whose solver belongs to the grouping, and the members with no rows.
 
-    If the results hold this grouping's own sweep (``sweep == grouping.name``),
-    only that sweep is used, so a solver run in several presets is not mixed.
+    A solver that was run in this grouping's own presets (``grouping.sweeps``)
+    is taken from them only; a member they lack (e.g. Metamizer and CG for the
+    learning-rate studies) is taken from any other sweep in ``df``, at the
+    problems and grid sizes of the own presets (any, if none is loaded).
     """
     if grouping is ALL:
         return df, []
-    own = df[df["sweep"] == grouping.name]
-    pool = own if not own.empty else df
-    solvers = pool["solver"].astype(str)
-    keep = solvers.map(lambda s: any(fnmatchcase(s, p) for p in grouping.solvers))
-    missing = [p for p in grouping.solvers if not any(fnmatchcase(s, p) for s in set(solvers))]
-    return pool[keep], missing
+    solvers = df["solver"].astype(str)
+    member = solvers.map(lambda s: any(fnmatchcase(s, p) for p in grouping.solvers))
+    own = df["sweep"].isin(grouping.sweeps)
+    in_own = set(solvers[member & own])
+    borrow = ~solvers.isin(in_own)
+    if own.any():
+        cases = pd.MultiIndex.from_frame(df.loc[own, ["problem", "n"]])
+        borrow &= pd.MultiIndex.from_frame(df[["problem", "n"]]).isin(cases)
+    keep = member & (own | borrow)
+    present = set(solvers[keep])
+    missing = [p for p in grouping.solvers if not any(fnmatchcase(s, p) for s in present)]
+    return df[keep], missing
 
 
 def absent_rows(missing: list[str], problems: list[str], status: str = "unavailable") -> pd.DataFrame:

@@ -25,7 +25,10 @@ nav a { margin-right: 1em; }
 
 def _table(t: Table, level: str) -> str:
     note = f'<p class="note">{html.escape(t.note)}</p>' if t.note else ""
-    body = t.frame.to_html(index=False, escape=True, na_rep="-", border=0) if not t.frame.empty else "<p><em>(none)</em></p>"
+    if t.frame.empty:
+        body = "<p><em>(none)</em></p>"
+    else:
+        body = t.frame.to_html(index=False, escape=True, na_rep="-", border=0)
     return f"<{level}>{html.escape(t.title)}</{level}>{note}{body}"
 
 

@@ -188,11 +188,11 @@ def cell_table(jobs: pd.DataFrame, targets) -> pd.DataFrame:
 
 
 def reference_label(cells: pd.DataFrame, reference: str = "cg") -> str | None:
-    """The label used as speed-up reference: ``reference`` itself, else the first label of that solver."""
+    """The label used as speed-up reference: ``reference`` itself, else the shortest label of that solver."""
     labels = set(cells["label"])
     if reference in labels:
         return reference
-    same = sorted(cells.loc[cells["solver"] == reference, "label"].unique())
+    same = sorted(cells.loc[cells["solver"] == reference, "label"].unique(), key=lambda s: (len(s), s))
     return same[0] if same else None
 
 
