@@ -84,13 +84,15 @@ def amgx_unavailable_reason() -> str | None:
 
 # --- the CUDA runtime, without requiring CuPy -----------------------------------------
 def _loaded_cudart():
-    """The CUDA runtime library already mapped into this process (AMGX links it), or None."""
+    """The CUDA runtime library (the one mapped into this process if any), or None."""
     try:
         with open("/proc/self/maps") as fh:
             paths = {line.split()[-1] for line in fh if "libcudart" in line}
     except OSError:
         return None
-    for path in sorted(paths):
+    # AMGX may link the runtime statically; then try the shared runtime by name (any copy of the
+    # runtime synchronises the same primary context).
+    for path in [*sorted(paths), "libcudart.so", "libcudart.so.12", "libcudart.so.13"]:
         try:
             return ctypes.CDLL(path)
         except OSError:
