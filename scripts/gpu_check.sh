@@ -74,14 +74,30 @@ fi
 
 # --- 3. tests -----------------------------------------------------------------------------
 say "pytest tests/test_gpu.py"
-if ! "$PY" -m pytest tests/test_gpu.py -q -rs -p no:cacheprovider; then
+if ! "$PY" -m pytest tests/test_gpu.py -rs -p no:cacheprovider; then
     echo "gpu_check: tests/test_gpu.py FAILED" >&2
     status=1
 fi
 
 # --- 4. a short GPU sweep, its report, and the headline comparison ------------------------
+# The sweep's solvers that have a config here (Hydra refuses a whole sweep that names a missing one).
+SOLVERS=$("$PY" - <<'EOF'
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+listed = [s.strip() for s in
+          str(OmegaConf.load("conf/sweep/laplace_scaling_gpu.yaml").hydra.sweeper.params.solver).split(",")]
+present = [s for s in listed if Path(f"conf/solver/{s}.yaml").exists()]
+missing = [s for s in listed if s not in present]
+if missing:
+    print(f"gpu_check: warning: no config yet for {', '.join(missing)}: left out of the sweep", file=sys.stderr)
+print(",".join(present))
+EOF
+)
 say "sweep laplace_scaling_gpu at n=$SIZES (budget.max_seconds=$SECONDS_PER_JOB) -> $OUT"
-if ! timeout 420 "$PY" -m harness.run +sweep=laplace_scaling_gpu "problem.n=$SIZES" \
+if ! timeout 420 "$PY" -m harness.run +sweep=laplace_scaling_gpu "problem.n=$SIZES" "solver=$SOLVERS" \
         "budget.max_seconds=$SECONDS_PER_JOB" progress=false "hydra.sweep.dir=$OUT"; then
     echo "gpu_check: the sweep FAILED or timed out (traces written so far are kept in $OUT)" >&2
     status=1
