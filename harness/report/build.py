@@ -180,7 +180,8 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
                                 "problem, size, solver and repeat (the newest is used)")
     jobs_all = metrics.job_table(df, metrics.targets_for(target))
     outcome.jobs, outcome.jobs_ran = len(jobs_all), int(jobs_all["ran"].sum())
-    palette = style.palette(df["label"])
+    kinds = df.drop_duplicates("label")
+    palette = style.palette(kinds["label"], kinds["family"])
     sections = [section(g, df, jobs_all, metadata, out=folder, target=target, reference=reference,
                         palette=palette, outcome=outcome, draw=draw) for g in grouping_list]
     sweeps = ", ".join(sorted(set(df["sweep"]) - {""})) or "unknown"

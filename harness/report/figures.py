@@ -24,6 +24,11 @@ from . import style
 from .metrics import FLOOR, tag
 
 HEIGHT, ASPECT, DPI = 3.3, 1.2, 120
+
+
+def _height(n_labels: int) -> float:
+    """Taller panels when many curves share them."""
+    return HEIGHT if n_labels <= 12 else HEIGHT + 1.0
 MAX_NOTE_LINES = 8
 
 
@@ -38,6 +43,11 @@ class Look:
     def aggregate(self) -> dict:
         """Median with a min-max band over repeats; raw lines when every cell has one run."""
         return {"estimator": "median", "errorbar": ("pi", 100)} if self.repeats else {"estimator": None}
+
+    def labels(self, data: pd.DataFrame) -> list[str]:
+        """The labels present in ``data``, in legend order (family, then name)."""
+        present = set(data["label"])
+        return [lab for lab in self.palette if lab in present] + sorted(present - set(self.palette))
 
 
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
@@ -114,17 +124,17 @@ def _wrap(n: int) -> int | None:
 def _lines(data: pd.DataFrame, x: str, y: str, look: Look, title: str, xlabel: str, ylabel: str,
            notes: list[str], xscale: str = "log") -> plt.Figure:
     sizes = sorted(data["n"].unique())
-    labels = sorted(data["label"].unique())
+    labels = look.labels(data)
     fams = style.family_order(data["family"].unique())
     g = sns.relplot(data=data, kind="line", x=x, y=y, hue="label", hue_order=labels, palette=look.palette,
                     style="family", style_order=fams, dashes=style.dashes(fams), col="n", col_order=sizes,
-                    col_wrap=_wrap(len(sizes)), height=HEIGHT, aspect=ASPECT, linewidth=1.5,
+                    col_wrap=_wrap(len(sizes)), height=_height(len(labels)), aspect=ASPECT, linewidth=1.5,
                     facet_kws={"sharex": False, "sharey": True, "legend_out": False}, **look.aggregate())
     g.map_dataframe(_mark_ends, x=x, y=y, palette=look.palette)
     if xscale == "symlog":
         g.set(xscale="symlog", yscale="log")
         for ax in g.axes.flat:
-            ax.set_xscale("symlog", linthresh=1, linscale=0.4)
+            ax.set_xscale("symlog", linthresh=1, linscale=0.6)
             ax.set_xlim(left=0)
     else:
         g.set(xscale=xscale, yscale="log")
@@ -138,14 +148,25 @@ def _lines(data: pd.DataFrame, x: str, y: str, look: Look, title: str, xlabel: s
     return g.figure
 
 
+REPEATS_TIME = ("Repeats: each checkpoint is drawn at its median solve time over repeats, the band is the min-max "
+                "of the y value over repeats; the spread of times is in the tables and the scaling figure.")
+REPEATS_ITER = "Repeats: median over repeats, band = min-max over repeats."
+DIRECT = ("Solve time (setup excluded; see the setup figure), except direct solvers (family 'direct'), drawn at "
+          "setup + solve time since their work is the setup.")
+ENDS = "X = last drawn checkpoint of a diverged / failed run."
+EXACT = {"analytic": "the analytic (exact discrete) solution", "direct": "a direct-solver reference solution"}
+
+
+def _notes(first: str, look: Look, problem: str, repeats: str) -> list[str]:
+    return [f"{first} {repeats if look.repeats else ''} {ENDS}".replace("  ", " "), *look.notes.get(problem, [])]
+
+
 def msr_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
     data = curves[curves["time_plot"] > 0]
     if data.empty:
         return None
-    notes = [(f"Solve time (setup excluded; see the setup figure), except direct solvers (family 'direct'), drawn at "
-             "setup + solve time since their work is the setup. Checkpoints at time 0 (the initial field) are "
-             f"not shown on the log axis; MSR is floored at {FLOOR:g}. Median over repeats with a min-max band "
-             "where repeats > 1. X = last checkpoint of a diverged / failed run."), *look.notes.get(problem, [])]
+    notes = _notes(f"{DIRECT} Checkpoints at time 0 (the initial field) are not shown on the log axis; MSR is "
+                   f"floored at {FLOOR:g}.", look, problem, REPEATS_TIME)
     title = f"{problem}: mean squared residual vs solve time\n{look.machine}"
     return _lines(data, "time_plot", "msr_plot", look, title, "solve time [s]", "MSR (mean squared residual)", notes)
 
@@ -153,15 +174,11 @@ def msr_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | Non
 def msr_iterations(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
     if curves.empty:
         return None
-    notes = [(f"Iteration axis: linear from 0 to 1, logarithmic above. MSR is floored at {FLOOR:g}. Median over "
-             "repeats with a min-max band where repeats > 1. X = last checkpoint of a diverged / failed run."),
-             *look.notes.get(problem, [])]
+    notes = _notes(f"Iteration axis: linear from 0 to 1, logarithmic above. MSR is floored at {FLOOR:g}.",
+                   look, problem, REPEATS_ITER)
     title = f"{problem}: mean squared residual vs iterations\n{look.machine}"
     return _lines(curves, "iteration", "msr_plot", look, title, "iteration", "MSR (mean squared residual)", notes,
                   xscale="symlog")
-
-
-EXACT = {"analytic": "the analytic (exact discrete) solution", "direct": "a direct-solver reference solution"}
 
 
 def mse_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
@@ -170,15 +187,14 @@ def mse_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | Non
         return None
     kinds = sorted(data["exact_kind"].unique())
     against = " / ".join(EXACT[k] for k in kinds)
-    notes = [(f"MSE = mean squared error to {against}. Solve time, setup excluded (direct solvers: setup + "
-             "solve); time-0 checkpoints not shown; "
-             f"MSE floored at {FLOOR:g}."), *look.notes.get(problem, [])]
+    notes = _notes(f"MSE = mean squared error to {against}. {DIRECT} Time-0 checkpoints are not shown; MSE is "
+                   f"floored at {FLOOR:g}.", look, problem, REPEATS_TIME)
     skipped = sorted(set(curves["label"]) - set(data["label"]))
     if skipped:
         notes.insert(1, f"No MSE recorded (no ground truth) for: {', '.join(skipped)}")
-    return _lines(data, "time_plot", "mse_plot", look,
-                  f"{problem}: error to {'ground truth' if len(kinds) > 1 else against} vs solve time\n{look.machine}",
-                  "solve time [s]", f"MSE to {'/'.join(kinds)} solution", notes)
+    title = f"{problem}: error to {'ground truth' if len(kinds) > 1 else against} vs solve time\n{look.machine}"
+    return _lines(data, "time_plot", "mse_plot", look, title, "solve time [s]", f"MSE to {'/'.join(kinds)} solution",
+                  notes)
 
 
 # --------------------------------------------------------------------------- scaling
@@ -187,12 +203,12 @@ def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], prob
     """Time to target vs unknowns, solve-only and setup + solve side by side; exponents in the legend."""
     if times.empty:
         return None
-    labels = sorted(times["label"].unique())
+    labels = look.labels(times)
     fams = style.family_order(times["family"].unique())
     g = sns.relplot(data=times, kind="line", x="n_unknowns", y="seconds", hue="label", hue_order=labels,
                     palette=look.palette, style="family", style_order=fams, dashes=style.dashes(fams),
                     markers=style.markers(fams), col="kind", col_order=["solve", "setup + solve"],
-                    height=HEIGHT + 0.4, aspect=ASPECT, linewidth=1.5, markersize=6,
+                    height=_height(len(labels)) + 0.4, aspect=ASPECT, linewidth=1.5, markersize=6,
                     facet_kws={"sharey": True, "legend_out": False}, err_style="bars", **look.aggregate())
     g.set(xscale="log", yscale="log")
     g.set_axis_labels("unknowns N (interior grid nodes)", f"time to MSR <= {tag(target)} [s]")
@@ -234,7 +250,7 @@ def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look) -> 
     long = long[long["seconds"] > 0]
     if long.empty:
         return None
-    labels = sorted(ran["label"].unique())
+    labels = look.labels(ran)
     sizes = sorted(ran["n"].unique())
     colours = dict(zip(parts, style.PART_COLOURS.values(), strict=True))
     height = max(2.8, 0.28 * len(labels) + 1.0)

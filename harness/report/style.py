@@ -18,10 +18,13 @@ FAMILY_DASHES: dict[str, tuple | str] = {
 }
 FAMILY_MARKERS = {"neural": "o", "first_order": "v", "krylov": "s", "multigrid": "D",
                   "quasi_newton": "^", "direct": "X"}
-# Strong, mutually distinct colours on white (after Trubetskoy's 20 distinct colours, light ones removed);
-# alphabetically neighbouring labels (cg, cg_ilu, cg_jacobi, ...) get clearly different colours.
+# Strong, mutually distinct colours on white (Trubetskoy's 20 distinct colours without the pale ones, then
+# Kelly's maximum-contrast colours not already covered); assigned in legend order (family, then label), so
+# the solvers of one family, which share a line style, get clearly different colours.
 DISTINCT = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
-            "#469990", "#800000", "#808000", "#000075", "#a9a9a9", "#000000", "#9acd32", "#d4a900"]
+            "#469990", "#800000", "#808000", "#000075", "#a9a9a9", "#000000", "#9acd32", "#d4a900",
+            "#604e97", "#e68fac", "#0067a5", "#c2b280", "#2b3d26", "#882d17", "#a1caf1", "#f99379",
+            "#00a36c", "#b3446c", "#654522"]
 PART_COLOURS = {"setup": "#8c8c8c", "solve": "#1f4e79", "unreached": "#d9a441"}
 
 
@@ -38,14 +41,21 @@ def markers(families: Iterable[str]) -> dict[str, str]:
     return {f: FAMILY_MARKERS.get(f, "o") for f in family_order(families)}
 
 
-def palette(labels: Iterable[str]) -> dict[str, tuple[float, float, float]]:
-    """label -> colour, deterministic: labels sorted, colours from a fixed list.
+def label_order(labels: Iterable[str], families: Iterable[str]) -> list[str]:
+    """Labels in legend order: by family (``FAMILIES`` order), then alphabetically."""
+    family = dict(zip(labels, families, strict=True))
+    rank = {f: i for i, f in enumerate(family_order(family.values()))}
+    return sorted(family, key=lambda label: (rank[family[label]], label))
+
+
+def palette(labels: Iterable[str], families: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """label -> colour, deterministic; the dict's order is the legend order (``label_order``).
 
     Built once per report from every label in the results, so a solver keeps its
     colour in every figure of the report.
     """
-    ordered = sorted(set(labels))
-    base = sns.color_palette(DISTINCT) + sns.color_palette("tab10") + sns.color_palette("Dark2")
+    ordered = label_order(labels, families)
+    base = sns.color_palette(DISTINCT)
     if len(ordered) > len(base):
         base = base + sns.color_palette("husl", len(ordered) - len(base))
     return dict(zip(ordered, base, strict=False))
