@@ -37,11 +37,23 @@ def cpu_model() -> str:
 
 
 def gpu_model() -> str | None:
-    """The CUDA device name, without initialising CUDA when torch has none."""
+    """The CUDA device name from torch, else from CuPy (a CPU torch can sit beside CuPy)."""
     try:
         import torch
 
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:
+        pass
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is None:
+        return None
+    try:
+        import cupy
+
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
     except Exception:
         return None
 

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -31,5 +32,5 @@ def print_summary(df: pd.DataFrame, title: str = "sweep", console: Console | Non
         table.add_row(r.problem, str(r.n), r.label, r.status,
                       fmt(None if pd.isna(r.iteration) else int(r.iteration), "d"),
                       fmt(r.time_s, ".3f"), fmt(r.setup_s, ".3f"), fmt(r.msr, ".1e"), fmt(r.mse, ".1e"),
-                      (note or "")[:70], style=style)
+                      escape((note or "")[:70]), style=style)
     console.print(table)

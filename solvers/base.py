@@ -75,7 +75,7 @@ def torch_sync(device: str) -> None:
     if str(device).startswith("cuda"):
         import torch
 
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def cuda_unavailable_reason(device: str) -> str | None:
@@ -84,6 +84,9 @@ def cuda_unavailable_reason(device: str) -> str | None:
         return None
     import torch
 
+    if torch.version.cuda is None:
+        return ("this torch is a CPU-only build: install a CUDA build of torch (see docs/GPU.md), "
+                "or set solver.device=cpu")
     if not torch.cuda.is_available():
         return "no CUDA device visible to torch (set solver.device=cpu, or run on a GPU machine)"
     return None

@@ -68,3 +68,8 @@ class TorchOptimizer(Solver):
 
     def sync(self):
         torch_sync(self.device)
+
+    def teardown(self):
+        self.physics = None
+        if str(self.device).startswith("cuda"):
+            torch.cuda.empty_cache()  # leave the GPU memory to the next job (CuPy, AMGX)
