@@ -56,31 +56,6 @@ def _notes(failures: pd.DataFrame) -> dict[str, list[str]]:
     return {p: [f"Failed / unavailable: {lines[0]}", *lines[1:]] for p, lines in out.items()}
 
 
-def _figure(kind: str, problem: str, ctx: dict) -> object:
-    look, curves, jobs, cells, target = ctx["look"], ctx["curves"], ctx["jobs"], ctx["cells"], ctx["target"]
-    from . import figures  # matplotlib only when figures are drawn
-
-    c = curves[curves["problem"] == problem]
-    if kind == "msr_time":
-        return figures.msr_time(c, problem, look)
-    if kind == "msr_iterations":
-        return figures.msr_iterations(c, problem, look)
-    if kind == "mse_time":
-        return figures.mse_time(c, problem, look)
-    j = jobs[jobs["problem"] == problem]
-    if kind == "setup_solve":
-        return figures.setup_solve(j, problem, target, look)
-    if kind == "scaling":
-        cp = cells[cells["problem"] == problem]
-        solve = metrics.fit_exponents(cp, target, "solve").set_index("label")["exponent"]
-        total = metrics.fit_exponents(cp, target, "total").set_index("label")["exponent"]
-        exps = {lab: (solve.get(lab, np.nan), total.get(lab, np.nan)) for lab in cp["label"]}
-        ran = cp[cp["ran"]]
-        unreached = sorted(set(ran["label"]) - set(ran.loc[np.isfinite(ran[f"t@{tag(target)}"]), "label"]))
-        return figures.scaling(metrics.target_times(j, target), exps, problem, target, look, unreached)
-    raise ValueError(kind)
-
-
 TITLES = {"msr_time": "MSR vs solve time", "msr_iterations": "MSR vs iterations",
           "mse_time": "MSE to ground truth vs solve time", "scaling": "time to target vs unknowns",
           "setup_solve": "setup vs solve time"}
@@ -94,30 +69,15 @@ def _with_absent(table: pd.DataFrame, absent: pd.DataFrame, **defaults) -> pd.Da
     return extra if table.empty else pd.concat([table, extra.reindex(columns=table.columns)], ignore_index=True)
 
 
-def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame, metadata: dict, *,
-            out: Path, target: float, reference: str, palette: dict, outcome: Outcome,
-            draw: bool = True) -> Section:
-    sub, missing = groups.select(df, grouping)
+def _tables(problems: list[str], cells: pd.DataFrame | None, rank: pd.DataFrame, fails: pd.DataFrame, *,
+            target: float, reference: str, ref: str | None) -> list[Table]:
+    """Per problem: the ranking, then one table per grid size; last the failures."""
     targets = metrics.targets_for(target)
-    problems = sorted(df["problem"].unique()) if sub.empty else sorted(sub["problem"].unique())
-    jobs = jobs_all[jobs_all["job"].isin(set(sub["job"]))]
-    cells = metrics.add_speedup(metrics.cell_table(jobs, targets), target, reference) if not jobs.empty else None
-    ref = metrics.reference_label(cells, reference) if cells is not None else None
-    absent = groups.absent_rows(missing, problems)
-    fails = _with_absent(metrics.failures(jobs, results.FAILED_STATUSES), absent,
-                         sizes="all", ran=False, last_iteration=np.nan)
-    rank = _with_absent(metrics.ranking(cells, target) if cells is not None else pd.DataFrame(), absent,
-                        family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
-                        median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
-
-    sec = Section(grouping.title + (f" (paper: {grouping.paper})" if grouping.paper else ""))
-    if grouping.paper:
-        sec.intro.append(f"Sweep preset: python -m harness.run +sweep={grouping.name}; report: "
-                         f"python -m harness.report --mode {grouping.name}. Members: {', '.join(grouping.solvers)}.")
+    out = []
     for problem in problems:
         r = rank[rank["problem"] == problem] if not rank.empty else rank
         if not r.empty:
-            sec.tables.append(Table(
+            out.append(Table(
                 f"{problem}: ranking by median over sizes of setup+solve time to MSR <= {tag(target)}",
                 tables.ranking_table(r, target, ref),
                 "A size where the target was not reached counts as infinitely slow; solvers that never reach it "
@@ -127,39 +87,87 @@ def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame,
         for n in sorted(cells.loc[cells["problem"] == problem, "n"].unique()):
             cp = cells[(cells["problem"] == problem) & (cells["n"] == n)]
             unknowns = cp["n_unknowns"].iloc[0]
-            sec.tables.append(Table(
+            out.append(Table(
                 f"{problem}, n = {n} ({int(unknowns):,} unknowns)" if np.isfinite(unknowns) else f"{problem}, n = {n}",
                 tables.size_table(cp, targets, target, ref),
                 f"Times in seconds, iterations interpolated; median [min-max] over repeats. Speedup = {ref or 'cg'}'s "
                 f"setup+solve time to {tag(target)} / this solver's (> 1 is faster)."
                 + ("" if ref else f" No {reference} in these results: no speedups.")))
-    sec.tables.append(Table("Failed, diverged or unavailable solvers", tables.failure_table(fails),
-                            "Diverged or failed runs are drawn in the figures up to their last finite checkpoint."))
+    out.append(Table("Failed, diverged or unavailable solvers", tables.failure_table(fails),
+                     "Diverged or failed runs are drawn in the figures up to their last finite checkpoint."))
+    return out
 
-    if draw and not jobs.empty:
-        run_ids = sub["run_id"].dropna().astype(str).unique() if "run_id" in sub else None
-        from .figures import Look
 
-        look = Look(palette=palette, families=style.family_order(sub["family"].unique()),
-                    machine=environment.machine(metadata, run_ids), repeats=bool((cells["repeats"] > 1).any()),
-                    notes=_notes(fails))
-        ctx = {"look": look, "curves": metrics.curve_data(sub), "jobs": jobs, "cells": cells, "target": target}
-        for problem in problems:
-            for kind in grouping.figures:
-                stem = out / "figures" / grouping.name / f"{kind}_{problem}"
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", UserWarning)
-                        fig = _figure(kind, problem, ctx)
-                    if fig is None:
-                        continue
-                    from .figures import save
+def _figures(grouping: groups.Grouping, problems: list[str], sub: pd.DataFrame, jobs: pd.DataFrame,
+             cells: pd.DataFrame, fails: pd.DataFrame, *, metadata: dict, palette: dict, target: float,
+             out: Path, outcome: Outcome) -> list[Figure]:
+    """Render the grouping's figures per problem; a figure that fails is reported, not fatal."""
+    from . import figures  # matplotlib only when figures are drawn
 
-                    png, svg = save(fig, stem)
-                except Exception as exc:  # noqa: BLE001  (one bad figure must not lose the rest of the report)
-                    outcome.warnings.append(f"figure {stem.name} failed: {type(exc).__name__}: {exc}")
+    look = figures.Look(palette=palette, machine=environment.machine(metadata, sub["run_id"].dropna().astype(str)),
+                        repeats=bool((cells["repeats"] > 1).any()), notes=_notes(fails))
+    curves = metrics.curve_data(sub)
+    drawn = []
+    for problem in problems:
+        data = [t[t["problem"] == problem] for t in (curves, jobs, cells)]
+        for kind in grouping.figures:
+            stem = out / "figures" / grouping.name / f"{kind}_{problem}"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    fig = _draw(figures, kind, *data, problem=problem, target=target, look=look)
+                if fig is None:
                     continue
-                sec.figures.append(Figure(f"{problem}: {TITLES[kind]}", png.relative_to(out), svg.relative_to(out)))
+                png, svg = figures.save(fig, stem)
+            except Exception as exc:  # noqa: BLE001  (one bad figure must not lose the rest of the report)
+                outcome.warnings.append(f"figure {stem.name} failed: {type(exc).__name__}: {exc}")
+                continue
+            drawn.append(Figure(f"{problem}: {TITLES[kind]}", png.relative_to(out), svg.relative_to(out)))
+    return drawn
+
+
+def _draw(figures, kind: str, curves: pd.DataFrame, jobs: pd.DataFrame, cells: pd.DataFrame, *, problem: str,
+          target: float, look):
+    """One figure of one problem (None when there is nothing to draw)."""
+    if kind in ("msr_time", "msr_iterations", "mse_time"):
+        return getattr(figures, kind)(curves, problem, look)
+    if kind == "setup_solve":
+        return figures.setup_solve(jobs, problem, target, look)
+    if kind != "scaling":
+        raise ValueError(f"unknown figure {kind!r}")
+    solve = metrics.fit_exponents(cells, target, "solve").set_index("label")["exponent"]
+    total = metrics.fit_exponents(cells, target, "total").set_index("label")["exponent"]
+    exps = {lab: (solve.get(lab, np.nan), total.get(lab, np.nan)) for lab in cells["label"]}
+    ran = cells[cells["ran"]]
+    unreached = sorted(set(ran["label"]) - set(ran.loc[np.isfinite(ran[f"t@{tag(target)}"]), "label"]))
+    return figures.scaling(metrics.target_times(jobs, target), exps, problem, target, look, unreached)
+
+
+def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame, metadata: dict, *,
+            out: Path, target: float, reference: str, palette: dict, outcome: Outcome,
+            draw: bool = True) -> Section:
+    """One grouping's tables and figures."""
+    sub, missing = groups.select(df, grouping)
+    problems = sorted((df if sub.empty else sub)["problem"].unique())
+    jobs = jobs_all[jobs_all["job"].isin(set(sub["job"]))]
+    cells = None
+    if not jobs.empty:
+        cells = metrics.add_speedup(metrics.cell_table(jobs, metrics.targets_for(target)), target, reference)
+    ref = metrics.reference_label(cells, reference) if cells is not None else None
+    absent = groups.absent_rows(missing, problems)
+    fails = _with_absent(metrics.failures(jobs, results.FAILED_STATUSES), absent, sizes="all", ran=False)
+    rank = _with_absent(metrics.ranking(cells, target) if cells is not None else pd.DataFrame(), absent,
+                        family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
+                        median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
+
+    sec = Section(grouping.title + (f" (paper: {grouping.paper})" if grouping.paper else ""))
+    if grouping.paper:
+        sec.intro.append(f"Sweep preset: python -m harness.run +sweep={grouping.name}; report: "
+                         f"python -m harness.report --mode {grouping.name}. Members: {', '.join(grouping.solvers)}.")
+    sec.tables = _tables(problems, cells, rank, fails, target=target, reference=reference, ref=ref)
+    if draw and cells is not None:
+        sec.figures = _figures(grouping, problems, sub, jobs, cells, fails, metadata=metadata, palette=palette,
+                               target=target, out=out, outcome=outcome)
     return sec
 
 

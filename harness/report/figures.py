@@ -1,7 +1,7 @@
 """Report figures (seaborn figure-level plots), one file pair (PNG + SVG) per figure.
 
 Every function takes prepared tables from ``metrics`` and a ``Look`` (palette,
-families, machine name) so a solver has the same colour and line style in every
+machine name, failure notes) so a solver has the same colour and line style in every
 figure of a report.
 """
 
@@ -34,8 +34,7 @@ MAX_NOTE_LINES = 8
 
 @dataclass
 class Look:
-    palette: dict
-    families: list[str]
+    palette: dict                  # label -> colour, in legend order (style.palette)
     machine: str
     repeats: bool = False
     notes: dict[str, list[str]] = field(default_factory=dict)  # problem -> failure lines

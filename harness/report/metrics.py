@@ -274,7 +274,7 @@ def failures(jobs: pd.DataFrame, failed_statuses) -> pd.DataFrame:
         return pd.DataFrame(columns=["problem", "label", "status", "sizes", "message", "ran"])
     grouped = bad.groupby(["problem", "label", "status", "message"], sort=True)
     out = grouped.agg(sizes=("n", lambda s: ", ".join(str(v) for v in sorted(set(s)))),
-                      ran=("ran", "any"), last_iteration=("iterations", "max")).reset_index()
+                      ran=("ran", "any")).reset_index()
     return out
 
 
