@@ -242,7 +242,7 @@ def run_ci_sweep(out_dir: str | Path | None = None, *, sweep: str = SWEEP, jobs:
 # --- comparing ----------------------------------------------------------------------------------------
 @dataclass
 class Deviation:
-    kind: str                 # msr | iters_to_target | status | missing solver | missing job | last iteration | new job | ...
+    kind: str  # msr | iters_to_target | status | missing solver | missing job | last iteration | new job | config
     solver: str
     problem: str = ""
     n: int | None = None
