@@ -38,6 +38,14 @@ round differently; simulate another machine with e.g.
 python -m harness.check``. The measured spread and the per-solver tolerance it
 justifies (lbfgsb only) are documented in ``conf/sweep/ci.yaml``.
 
+Usage::
+
+    python -m harness.check                  # run, compare, table, reports/check/overlay.png; exit 1 on a regression
+    python -m harness.check --update         # re-bless tests/baselines/ci/ (records commit, date, versions)
+    python -m harness.check --skip metamizer # leave a solver out (e.g. bless without an uncommitted checkpoint)
+    python -m harness.check --current DIR    # compare saved traces (a results folder or parquet) instead of running
+    python -m harness.check --twice          # determinism self-check: run twice, list jobs not bit-identical
+
 Exit status: 0 when nothing regressed, 1 on a regression, 2 on a usage error
 (no baseline, unreadable files).
 """
@@ -681,6 +689,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = time.perf_counter() - t0
 
     if args.update:
+        failed = [k for k, g in _jobs_of(current).items() if _status(g) not in OK_STATUSES]
+        for problem, n, solver in failed:
+            console.print(f"[yellow]warning[/yellow]: blessing a failed job: {solver} {problem} n={n}")
         path = write_baseline(current, args.baseline, sweep=args.sweep, tol=tol)
         console.print(f"[green]baseline re-blessed[/green]: {path} ({len(_jobs_of(current))} jobs, "
                       f"{len(regressions(devs))} regressions against the old one); commit it with "

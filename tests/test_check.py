@@ -249,3 +249,15 @@ def test_update_writes_a_loadable_baseline_with_provenance(current, tmp_path):
     summary = (tmp_path / hc.BASELINE_JSON).read_text()
     assert '"jobs"' in summary and '"commit"' in summary
     assert path == tmp_path / hc.BASELINE_FILE
+
+
+def test_changed_ci_budget_or_checkpoint_is_reported(baseline, current):
+    _, meta = baseline
+    cfg = hc.load_ci_config()
+    cfg.budget.max_iters = 300
+    devs = hc.config_deviations(meta, cfg, current)
+    assert [(d.kind, d.regression) for d in devs if d.kind == "config"] == [("config", True)]
+    now = current.iloc[:1].copy()
+    now.attrs["checkpoints"] = {"metamizer": "b" * 64}
+    devs = hc.config_deviations({**meta, "checkpoints": {"metamizer": "a" * 64}}, hc.load_ci_config(), now)
+    assert [(d.kind, d.solver, d.regression) for d in devs] == [("checkpoint", "metamizer", False)]
