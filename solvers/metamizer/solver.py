@@ -18,7 +18,7 @@ from solvers.base import Solver, cuda_unavailable_reason, torch_sync
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent.parent
-DEFAULT_CHECKPOINT = "solvers/metamizer/checkpoints/metamizer_faithful_h10_n64.safetensors"
+DEFAULT_CHECKPOINT = "solvers/metamizer/checkpoints/metamizer_h10.safetensors"
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
