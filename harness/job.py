@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,20 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from harness.environment import environment, now
+from harness.environment import now
+from harness.guard import (
+    default_timeout,
+    environment_isolated,
+    fork_available,
+    grid_shape,
+    memory_refusal,
+    run_isolated,
+    solver_family,
+)
 from harness.monitor import Budget
 from harness.results import COLUMNS, TRACE_NAME, write_trace
-from harness.runner import JobResult, run_solver
+from harness.resume import job_key, solver_label
+from harness.runner import JobResult, run_solver, trace_frame
 from problems import Problem, ProblemError, make_problem
 
 log = logging.getLogger("harness")
@@ -27,6 +38,10 @@ log = logging.getLogger("harness")
 
 class ConfigError(ValueError):
     """A job configuration a user can fix (bad size, budget, solver parameter)."""
+
+
+class JobNotRun(RuntimeError):
+    """No repeat of a single job started (unavailable, bad configuration, too large); nothing written."""
 
 
 def build_problem(cfg: DictConfig) -> Problem:
@@ -41,12 +56,6 @@ def build_budget(cfg: DictConfig) -> Budget:
         raise ConfigError(str(exc)) from None
 
 
-def solver_label(name: str, overrides: list[str]) -> str:
-    """'adam' plus the solver parameters set on the command line, e.g. 'adam(lr=0.1)'."""
-    extra = [o.split("solver.", 1)[1] for o in overrides if o.lstrip("+~").startswith("solver.")]
-    return f"{name}({','.join(sorted(extra))})" if extra else name
-
-
 def set_threads(threads: int | None) -> int:
     import os
 
@@ -59,45 +68,145 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
-def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = ()) -> Path:
-    """Run the configured job (all repeats) and write ``out_dir/trace.parquet``."""
+def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
+            write_unstarted: bool = True) -> Path:
+    """Run the configured job (all repeats) and write ``out_dir/trace.parquet``.
+
+    Each repeat runs in a forked child under a wall-clock deadline
+    (``isolate``, ``job_timeout_s``; see ``harness.guard``), after a memory
+    estimate (``memory_check``). With ``write_unstarted=False`` a job none of
+    whose repeats started (unavailable solver, bad solver configuration, grid
+    too large) raises ``JobNotRun`` and writes nothing, which is what a single
+    command-line job wants; a sweep records such jobs instead.
+    """
+    overrides = list(overrides)
     threads = set_threads(cfg.threads)
-    problem = build_problem(cfg)
     budget = build_budget(cfg)
+    timeout = job_timeout(cfg, budget)
+    isolate = bool(cfg.get("isolate", True)) and fork_available()
     solver_cfg = OmegaConf.to_container(cfg.solver, resolve=True)
+    problem_cfg = OmegaConf.to_container(cfg.problem, resolve=True)
     name = solver_cfg["name"]
-    label = solver_label(name, list(overrides))
+    label = solver_label(name, overrides)
+    family = solver_family(solver_cfg)
     run_id = uuid.uuid4().hex[:12]
-    rows, results = [], []
+    refusal = memory_refusal(problem_cfg, solver_cfg, family) if cfg.get("memory_check", True) else None
+    problem = None if refusal else build_problem(cfg)
+    where = _problem_fields(cfg, problem)
+    fallback = {"family": family or "unknown", "backend": "unknown", "device": solver_cfg.get("device", "cpu")}
+    rows, results, guards, pending = [], [], [], []
     for repeat in range(int(cfg.repeats)):
-        try:
-            solver = instantiate(cfg.solver, _convert_="all")
-        except Exception as exc:  # a bad solver parameter: recorded, the sweep goes on
-            cause = exc.__cause__ or exc
-            result = JobResult("error", f"bad solver configuration: {type(cause).__name__}: {cause}")
-            solver = None
+        if refusal:
+            result, info, guard = JobResult("error", refusal), {}, {"outcome": "refused"}
         else:
-            progress = _progress(cfg, label, problem, budget)
-            try:
-                result = run_solver(problem, solver, budget, verify_timing=bool(cfg.verify_timing),
-                                    progress=progress)
-            finally:
-                if progress is not None:
-                    progress.close()
+            result, info, guard = _run_repeat(cfg, problem, budget, timeout, isolate, label)
         results.append(result)
-        rows.append(_rows(cfg, problem, solver, solver_cfg, label, run_id, repeat, result, threads))
-        log.info(_one_line(label, problem, repeat, result))
+        guards.append({"repeat": repeat, **guard})
+        rows.append(_rows(cfg, where, {**fallback, **info}, solver_cfg, label, run_id, repeat, result, threads))
+        pending.append(_one_line(label, where, repeat, result))
+        if write_unstarted or not result.trace.empty:  # else said once by JobNotRun, if nothing ran
+            while pending:
+                log.info(pending.pop(0))
+        if refusal or result.status == "timeout":
+            if repeat + 1 < int(cfg.repeats):
+                log.info(f"{label:>14s} skipping repeats {repeat + 1}..{int(cfg.repeats) - 1} "
+                         f"after repeat {repeat}: {result.status}")
+            break
+    if not write_unstarted and all(r.trace.empty and r.status in ("error", "unavailable") for r in results):
+        first = results[0]
+        status = "" if first.status == "error" else f"{first.status}: "
+        raise JobNotRun(f"{label} on {where['problem']} {where['h']}x{where['w']}: {status}{one_line(first.message)}")
+    for line in pending:
+        log.info(line)
     meta = {
         "run_id": run_id,
+        "job_key": job_key(OmegaConf.to_container(cfg, resolve=True), overrides),
         "date": now(),
-        **environment(),
+        **environment_isolated(isolate),
         "threads": threads,
         "strategy": results[-1].strategy,
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "overrides": list(overrides),
+        "overrides": overrides,
         "timing_check": [r.timing_check for r in results],
+        "guard": {"isolated": isolate, "job_timeout_s": timeout, "repeats": guards},
     }
     return write_trace(pd.concat(rows, ignore_index=True), Path(out_dir) / TRACE_NAME, meta)
+
+
+def job_timeout(cfg: DictConfig, budget: Budget) -> float:
+    value = cfg.get("job_timeout_s")
+    if value is None:
+        return default_timeout(budget.max_seconds)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0:
+        raise ConfigError(f"job_timeout_s must be a positive number of seconds or null (got {cfg.job_timeout_s!r})")
+    return value
+
+
+def _solver_info(solver) -> dict[str, Any]:
+    return {"family": getattr(solver, "family", "unknown"), "backend": getattr(solver, "backend", "unknown"),
+            "device": getattr(solver, "device", "cpu"),
+            "strategy": "callback" if getattr(solver, "callbacks", True) else "rerun"}
+
+
+def _attempt(cfg: DictConfig, problem: Problem, budget: Budget, progress, emit):
+    """One repeat: build the solver, run it. Returns (JobResult, solver info)."""
+    try:
+        solver = instantiate(cfg.solver, _convert_="all")
+    except Exception as exc:  # a bad solver parameter: recorded, the sweep goes on
+        cause = exc.__cause__ or exc
+        return JobResult("error", f"bad solver configuration: {type(cause).__name__}: {cause}"), {}
+    info = _solver_info(solver)
+    if emit is not None:
+        emit("info", info)
+    result = run_solver(problem, solver, budget, verify_timing=bool(cfg.verify_timing), progress=progress,
+                        sink=emit)
+    return result, info
+
+
+def _run_repeat(cfg, problem, budget, timeout, isolate, label):
+    """One repeat, isolated in a child process with a deadline, or in this process."""
+    progress = _progress(cfg, label, problem, budget)
+    try:
+        if not isolate:
+            result, info = _attempt(cfg, problem, budget, progress, None)
+            return result, info, {"outcome": "in-process"}
+        state: dict[str, Any] = {"rows": [], "setup_s": float("nan"), "info": {}}
+
+        def on_event(kind, payload):
+            if kind == "row":
+                state["rows"].append(payload)
+                if progress is not None:
+                    progress.update(int(payload["iteration"]) - progress.n)
+                    progress.set_postfix_str(f"msr={payload['msr']:.2e}", refresh=False)
+            elif kind == "setup":
+                state["setup_s"] = payload
+            elif kind == "info":
+                state["info"] = payload
+
+        out = run_isolated(lambda emit: _attempt(cfg, problem, budget, None, emit), timeout_s=timeout,
+                           on_event=on_event)
+        guard = {"outcome": out.kind, "wall_s": round(out.wall_s, 4), "maxrss_mib": out.maxrss_mib}
+        if out.kind == "done":
+            result, info = out.value
+            return result, info, guard
+        rows, info = state["rows"], state["info"]
+        if math.isnan(state["setup_s"]):
+            phase = "during setup" if info else "before the solver was built"
+        elif rows:
+            phase = f"during the solve; partial trace up to iteration {int(rows[-1]['iteration'])}"
+        else:
+            phase = "during the solve, before its first checkpoint"
+        status = "timeout" if out.kind == "timeout" else "error"
+        result = JobResult(status, f"{out.message} {phase}", setup_s=state["setup_s"],
+                           strategy=info.get("strategy", "callback"), trace=trace_frame(rows))
+        return result, info, guard
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def _progress(cfg, label, problem, budget):
@@ -109,35 +218,52 @@ def _progress(cfg, label, problem, budget):
                 unit="it", dynamic_ncols=True, mininterval=0.5)
 
 
-def _one_line(label: str, problem: Problem, repeat: int, r: JobResult) -> str:
+def one_line(message: str | None) -> str | None:
+    """Messages are table cells and console lines: no newlines (some libraries' errors have many)."""
+    return " ".join(message.split()) if message else message
+
+
+def _problem_fields(cfg: DictConfig, problem: Problem | None) -> dict[str, Any]:
+    """Where a job ran, from the problem, or from the config when it was never built."""
+    n = cfg.problem.get("n")
+    if problem is not None:
+        h, w = problem.shape
+        return {"problem": problem.name, "n": int(n) if n is not None else h, "h": h, "w": w,
+                "n_unknowns": problem.n_interior, "exact_kind": problem.exact_kind}
+    shape = grid_shape(OmegaConf.to_container(cfg.problem, resolve=True)) or (None, None)
+    h, w = shape
+    return {"problem": str(cfg.problem.name), "n": int(n) if n is not None else h, "h": h, "w": w,
+            "n_unknowns": None, "exact_kind": None}
+
+
+def _one_line(label: str, where: dict, repeat: int, r: JobResult) -> str:
+    grid = f"{where['problem']} {where['h']}x{where['w']}"
     if r.trace.empty:
-        return f"{label:>14s} {problem.name} {problem.shape[0]}x{problem.shape[1]}  {r.status}: {r.message}"
+        return f"{label:>14s} {grid}  {r.status}: {one_line(r.message)}"
     last = r.trace.iloc[-1]
-    return (f"{label:>14s} {problem.name} {problem.shape[0]}x{problem.shape[1]} rep {repeat}: {r.status:8s} "
+    return (f"{label:>14s} {grid} rep {repeat}: {r.status:8s} "
             f"it={int(last.iteration):>6d} solve={last.time_s:8.4f}s setup={r.setup_s:7.4f}s "
-            f"msr={last.msr:.2e} mse={last.mse:.2e}  ({r.message})")
+            f"msr={last.msr:.2e} mse={last.mse:.2e}  ({one_line(r.message)})")
 
 
-def _rows(cfg, problem: Problem, solver, solver_cfg: dict[str, Any], label, run_id, repeat,
+def _rows(cfg, where: dict, info: dict, solver_cfg: dict[str, Any], label, run_id, repeat,
           result: JobResult, threads) -> pd.DataFrame:
     df = result.trace.copy()
     if df.empty:  # never ran: one row that carries the status and the reason
         df = pd.DataFrame([{c: None for c in df.columns}])
-    h, w = problem.shape
     params = {k: v for k, v in solver_cfg.items() if k not in ("_target_", "name")}
     const = {
-        "sweep": cfg.sweep_name, "run_id": run_id, "problem": problem.name,
-        "n": int(cfg.problem.n) if cfg.problem.get("n") is not None else h, "h": h, "w": w,
-        "n_unknowns": problem.n_interior, "solver": solver_cfg["name"], "label": label,
-        "family": getattr(solver, "family", "unknown"), "backend": getattr(solver, "backend", "unknown"),
-        "device": getattr(solver, "device", "cpu"), "params": json.dumps(params, sort_keys=True),
-        "strategy": result.strategy, "exact_kind": problem.exact_kind, "seed": int(cfg.seed),
+        "sweep": cfg.sweep_name, "run_id": run_id, **where,
+        "solver": solver_cfg["name"], "label": label,
+        "family": info["family"], "backend": info["backend"], "device": info["device"],
+        "params": json.dumps(params, sort_keys=True),
+        "strategy": result.strategy, "seed": int(cfg.seed),
         "threads": threads, "repeat": repeat, "setup_s": result.setup_s,
-        "status": result.status, "message": result.message,
+        "status": result.status, "message": one_line(result.message),
     }
     for k, v in const.items():
         df[k] = v
     return df[list(COLUMNS)]
 
 
-__all__ = ["ConfigError", "ProblemError", "build_problem", "run_job", "solver_label"]
+__all__ = ["ConfigError", "JobNotRun", "ProblemError", "build_problem", "run_job", "solver_label"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -17,7 +19,7 @@ from harness.monitor import BareMonitor, Budget, Monitor, StopSolve, checkpoints
 from problems import Problem
 from solvers.base import Solver
 
-__all__ = ["Budget", "JobResult", "run_solver"]
+__all__ = ["Budget", "JobResult", "run_solver", "trace_frame"]
 
 TRACE_FIELDS = ["iteration", "time_s", "msr", "mse", "rel_res", "matvecs"]
 RERUN_PER_DECADE = 5  # each re-run starts from scratch, so fewer checkpoints than a callback run
@@ -39,13 +41,43 @@ def _error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
+def trace_frame(rows: list[dict]) -> pd.DataFrame:
+    """Monitor rows as a trace DataFrame (the TRACE_FIELDS columns)."""
     return pd.DataFrame(rows, columns=TRACE_FIELDS)
 
 
+Sink = Callable[[str, Any], None]
+
+
+class _StreamingMonitor(Monitor):
+    """A Monitor that also hands every recorded row to ``sink("row", row)``.
+
+    The hand-over happens inside ``_record``, i.e. while the solve clock is
+    paused, so streaming rows to another process costs the solver nothing.
+    """
+
+    def __init__(self, *args, sink: Sink, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sink = sink
+
+    def _record(self, k: int, x) -> None:
+        n = len(self.rows)
+        try:
+            super()._record(k, x)
+        finally:  # also when the row ends the solve (diverged, target)
+            if len(self.rows) > n:
+                self._sink("row", self.rows[-1])
+
+
 def run_solver(problem: Problem, solver: Solver, budget: Budget, *, verify_timing: bool = False,
-               progress=None) -> JobResult:
-    """Set up and run ``solver`` on ``problem``; never raises for solver failures."""
+               progress=None, sink: Sink | None = None) -> JobResult:
+    """Set up and run ``solver`` on ``problem``; never raises for solver failures.
+
+    ``sink(kind, payload)``, if given, is told ``("setup", setup_s)`` when the
+    setup is done and ``("row", row)`` for every trace row as it is recorded
+    (off the solve clock), so a supervising process keeps a partial trace of a
+    solve that never returns (``harness.guard``).
+    """
     reason = solver.available() or solver.supports(problem)
     if reason:
         return JobResult("unavailable", reason, strategy=_strategy(solver))
@@ -57,11 +89,13 @@ def run_solver(problem: Problem, solver: Solver, budget: Budget, *, verify_timin
     except Exception as exc:
         solver.teardown()
         return JobResult("error", "setup failed: " + _error_message(exc), strategy=_strategy(solver))
+    if sink is not None:
+        sink("setup", setup_s)
     try:
         if solver.callbacks:
-            result = _run_callback(problem, solver, budget, progress)
+            result = _run_callback(problem, solver, budget, progress, sink)
         else:
-            result = _run_rerun(problem, solver, budget, progress)
+            result = _run_rerun(problem, solver, budget, progress, sink)
         result.setup_s = setup_s
         if verify_timing and solver.callbacks and result.status not in ("error", "diverged") and len(result.trace) > 1:
             result.timing_check = _timing_check(problem, solver, result)
@@ -90,13 +124,15 @@ def _solve_once(problem, solver, monitor, x0) -> tuple[str, str]:
         return "error", _error_message(exc)
 
 
-def _run_callback(problem, solver, budget, progress) -> JobResult:
-    monitor = Monitor(problem, budget, sync=solver.sync, matvecs=lambda: solver.matvecs, progress=progress)
+def _run_callback(problem, solver, budget, progress, sink=None) -> JobResult:
+    kwargs = dict(sync=solver.sync, matvecs=lambda: solver.matvecs, progress=progress)
+    monitor = Monitor(problem, budget, **kwargs) if sink is None else \
+        _StreamingMonitor(problem, budget, sink=sink, **kwargs)
     status, message = _solve_once(problem, solver, monitor, problem.initial_field())
-    return JobResult(status, message, strategy="callback", trace=_frame(monitor.rows))
+    return JobResult(status, message, strategy="callback", trace=trace_frame(monitor.rows))
 
 
-def _run_rerun(problem, solver, budget, progress) -> JobResult:
+def _run_rerun(problem, solver, budget, progress, sink=None) -> JobResult:
     """Re-run strategy for solvers without callbacks: a fresh solve with maxiter=k per checkpoint."""
     cap = getattr(solver, "max_iterations", None) or budget.max_iters
     rows: list[dict] = []
@@ -107,14 +143,18 @@ def _run_rerun(problem, solver, budget, progress) -> JobResult:
         sub = Budget(max_iters=k, max_seconds=math.inf, target_msr=None, divergence_factor=math.inf)
         monitor = Monitor(problem, sub, sync=solver.sync, matvecs=lambda: solver.matvecs)
         st, msg = _solve_once(problem, solver, monitor, problem.initial_field())
+        n = len(rows)
         if not rows:
             rows.append(monitor.rows[0])
         if len(monitor.rows) > 1:
             rows.append(monitor.rows[-1])
+        if sink is not None:
+            for row in rows[n:]:
+                sink("row", row)
         if progress is not None:
             progress.update(k - progress.n)
         if st == "error":
-            return JobResult("error", msg, strategy="rerun", trace=_frame(rows))
+            return JobResult("error", msg, strategy="rerun", trace=trace_frame(rows))
         last = rows[-1]
         if not math.isfinite(last["msr"]) or last["msr"] > budget.divergence_factor * max(rows[0]["msr"], 1e-300):
             status, message = "diverged", f"MSR {last['msr']:.3g} at iteration {last['iteration']}"
@@ -130,7 +170,7 @@ def _run_rerun(problem, solver, budget, progress) -> JobResult:
             break
         if k == cap and cap < budget.max_iters:
             status, message = "ok", f"solver finished ({cap} iteration{'s' if cap > 1 else ''})"
-    return JobResult(status, message, strategy="rerun", trace=_frame(rows))
+    return JobResult(status, message, strategy="rerun", trace=trace_frame(rows))
 
 
 def _timing_check(problem, solver, result: JobResult) -> dict:

@@ -1,0 +1,316 @@
+"""Guards that keep one bad job from stalling or killing a sweep.
+
+Two guards, both applied by ``harness.job.run_job``:
+
+* **Process isolation with a wall-clock deadline** (``run_isolated``). Each
+  repeat (solver construction, setup, solve, timing check) runs in a child
+  process forked from the job process *after* the problem is built and
+  *before* the solver is set up. The child streams every recorded checkpoint
+  row back through a pipe; the parent waits on the pipe with a deadline
+  (``job_timeout_s``) and SIGKILLs the child when it passes. A solver stuck in
+  C code (a LAPACK call, a deadlock, a ``time.sleep``) cannot be interrupted by
+  a Python exception, but it can always be killed. A child that crashes
+  (segfault) or is OOM-killed is reported the same way, with the rows it
+  recorded before.
+
+  Timing is unaffected by construction: the solve clock lives in the child,
+  and rows are sent from inside ``Monitor._record``, i.e. while the solve clock
+  is paused. The parent sleeps in ``poll`` meanwhile (no CPU). ``fork`` shares
+  the parent's memory copy-on-write, so the problem is not copied or pickled.
+  The parent never touches CUDA (a CUDA context does not survive ``fork``): the
+  environment record, which asks torch for the GPU model, is taken in a child
+  too.
+
+* **Memory estimate before setup** (``memory_refusal``): the number of grid
+  nodes times a per-family bytes-per-node figure (measured, see the table)
+  against the memory this process may still use (``MemAvailable``, capped by a
+  cgroup limit such as a Slurm allocation). Too large a grid is refused with
+  one line instead of being OOM-killed half-way through a sweep.
+
+Where ``fork`` does not exist (Windows) or ``isolate=false``, repeats run in
+the job process and only the memory guard applies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import pickle
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+GiB = 1024**3
+
+# ------------------------------------------------------------------------------------------------
+# Process isolation
+# ------------------------------------------------------------------------------------------------
+
+
+def fork_available() -> bool:
+    return hasattr(os, "fork") and sys.platform != "win32"
+
+
+@dataclass
+class ChildOutcome:
+    """What came back from a child: its return value, or why there is none."""
+
+    kind: str                      # done | raised | timeout | died
+    value: Any = None              # the function's return value (kind == "done")
+    message: str = ""              # why there is no value
+    events: list[tuple[str, Any]] = field(default_factory=list)  # everything emit()ted, in order
+    wall_s: float = float("nan")   # fork to exit, as seen by the parent
+    maxrss_mib: float | None = None  # the child's peak resident memory
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this (child) process if its parent dies, so no orphan keeps computing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connection) -> None:
+    """Body of the forked child; never returns."""
+    code = 0
+    try:
+        _die_with_parent()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent cleans up
+
+        def emit(kind: str, payload: Any = None) -> None:
+            conn.send((kind, payload))
+
+        value = fn(emit)
+        conn.send(("__done__", value))
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as one message
+        try:
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+            conn.send(("__raised__", f"{type(exc).__name__}: {exc}{where}"))
+        except BaseException:  # noqa: BLE001 - e.g. the parent is gone
+            code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: float | None,
+                 on_event: Callable[[str, Any], None] | None = None) -> ChildOutcome:
+    """Run ``fn(emit)`` in a forked child; kill it after ``timeout_s`` seconds.
+
+    ``emit(kind, payload)`` (picklable payload) sends an event to the parent,
+    where ``on_event`` sees it at once (e.g. to advance a progress bar); all
+    events are also kept in ``ChildOutcome.events``. The return value of
+    ``fn`` must be picklable.
+    """
+    r, w = os.pipe()
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        _child_main(fn, Connection(w, readable=False))
+    os.close(w)
+    conn = Connection(r, writable=False)
+    out = ChildOutcome("died")
+    deadline = math.inf if timeout_s is None else t0 + timeout_s
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                os.kill(pid, signal.SIGKILL)
+                out.kind = "timeout"
+                out.message = f"no result after {timeout_s:g} s (job_timeout_s={timeout_s:g}), killed"
+                break
+            if not conn.poll(None if math.isinf(remaining) else remaining):
+                continue
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError, pickle.UnpicklingError):
+                break  # the child exited without a result; its status says why
+            if kind == "__done__":
+                out.kind, out.value = "done", payload
+                break
+            if kind == "__raised__":
+                out.kind, out.message = "raised", payload
+                break
+            out.events.append((kind, payload))
+            if on_event is not None:
+                on_event(kind, payload)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # Ctrl-C or an error in on_event: never leave the child running
+        raise
+    finally:
+        conn.close()
+        _, status, usage = os.wait4(pid, 0)
+        out.wall_s = time.monotonic() - t0
+        out.maxrss_mib = usage.ru_maxrss / 1024  # KiB on Linux
+        if out.kind == "died":
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if sig == signal.SIGKILL else ""
+                out.message = f"solver process killed by {_signal_name(sig)}{hint}"
+            else:
+                out.message = f"solver process exited with code {os.WEXITSTATUS(status)} without a result"
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Memory estimate
+# ------------------------------------------------------------------------------------------------
+
+# Peak resident bytes per grid node (H*W), measured with this module's child processes
+# (ru_maxrss above the job process) on laplace_bilinear at n = 512, 1024, 2048 and rounded up;
+# see docs/ROBUSTNESS.md. Most solvers peak at 550-750 B/node, set by the problem's own
+# caches (the sparse assembly, the metrics), which BASE covers; a family adds its work space.
+BASE_BYTES_PER_NODE = 700
+FAMILY_BYTES_PER_NODE = {
+    "krylov": 100,        # SciPy work vectors (CG ~5, GMRES ~restart)
+    "multigrid": 150,     # hierarchy, operator complexity ~1.3
+    "direct": 100,        # the DST solver; sparse LU adds its fill below
+    "first_order": 100,   # torch fields, autograd buffers
+    "quasi_newton": 100,  # L-BFGS history
+    "neural": 150,        # U-Net activations in float32 (inference mode)
+}
+DEFAULT_BYTES_PER_NODE = 300
+EXTRA_BYTES_PER_NODE = {  # solver parameters that change the footprint (measured: 1.4-1.5 kB, 2.8-3.4 kB)
+    ("preconditioner", "ilu"): 1000,
+    ("name", "splu"): 3000,     # sparse LU fill grows like n log n
+    ("method", "lgmres"): 150,
+    ("method", "gcrotmk"): 150,
+}
+DIRECT_REFERENCE_PROBLEMS = {"laplace_obstacles": 3000}  # reference solution by sparse LU at build time
+
+
+def grid_shape(problem_cfg: dict) -> tuple[int, int] | None:
+    """(H, W) from a problem config (n, or h and w), or None if not integers."""
+    n, h, w = problem_cfg.get("n"), problem_cfg.get("h"), problem_cfg.get("w")
+    h, w = (h if h is not None else n), (w if w is not None else n)
+    try:
+        return int(h), int(w)
+    except (TypeError, ValueError):
+        return None
+
+
+def bytes_per_node(family: str | None, solver_cfg: dict, problem_name: str = "") -> int:
+    b = BASE_BYTES_PER_NODE + FAMILY_BYTES_PER_NODE.get(family or "", DEFAULT_BYTES_PER_NODE)
+    for (key, value), extra in EXTRA_BYTES_PER_NODE.items():
+        if solver_cfg.get(key) == value:
+            b += extra
+    return b + DIRECT_REFERENCE_PROBLEMS.get(problem_name, 0)
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable, capped by a cgroup (v2 or v1) limit."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    for limit_f, usage_f in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                             ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                              "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_f).read_text().strip()
+            if limit != "max" and int(limit) < 1 << 60:
+                avail = min(avail, int(limit) - int(Path(usage_f).read_text().strip()))
+            break
+        except (OSError, ValueError):
+            continue
+    return avail
+
+
+def estimate_bytes(problem_cfg: dict, solver_cfg: dict, family: str | None) -> int | None:
+    shape = grid_shape(problem_cfg)
+    if shape is None:
+        return None
+    h, w = shape
+    return h * w * bytes_per_node(family, solver_cfg, str(problem_cfg.get("name", "")))
+
+
+def memory_refusal(problem_cfg: dict, solver_cfg: dict, family: str | None, *,
+                   available: int | None = None, margin: float = 0.9) -> str | None:
+    """One line if the job would not fit in memory, else None."""
+    need = estimate_bytes(problem_cfg, solver_cfg, family)
+    have = available_memory() if available is None else available
+    if need is None or have is None or need <= margin * have:
+        return None
+    h, w = grid_shape(problem_cfg)
+    return (f"grid {h}x{w} needs ~{need / GiB:.1f} GiB ({solver_cfg.get('name', '?')}, {family or 'unknown'} "
+            f"family: ~{need // (h * w)} bytes per node), this machine has {max(have, 0) / GiB:.1f} GiB "
+            f"available: use a smaller problem.n, or memory_check=false to try anyway")
+
+
+def solver_family(solver_cfg: dict) -> str | None:
+    """The family a solver config will report, from its class, without instantiating it."""
+    target = solver_cfg.get("_target_")
+    if not target:
+        return None
+    try:
+        from hydra.utils import get_class
+
+        cls = get_class(target)
+    except Exception:  # noqa: BLE001 - a bad _target_ is reported when the solver is built
+        return None
+    family = getattr(cls, "family", None)
+    if family == "krylov" and solver_cfg.get("preconditioner") in ("pyamg_sa", "pyamg_rs"):
+        family = "multigrid"
+    return family
+
+
+# ------------------------------------------------------------------------------------------------
+# The environment record, taken without touching CUDA in this process
+# ------------------------------------------------------------------------------------------------
+
+_ENVIRONMENT: dict[str, dict] = {}  # per-process cache: one child per process asks torch about the GPU
+
+
+def environment_isolated(isolate: bool = True) -> dict:
+    """``harness.environment.environment()``, computed in a forked child when ``isolate``.
+
+    Asking torch for the GPU model creates a CUDA context, which forked
+    children cannot use; so the job process must never do it itself.
+    """
+    from harness.environment import environment
+
+    if not (isolate and fork_available()):
+        return environment()
+    if "env" not in _ENVIRONMENT:
+        out = run_isolated(lambda emit: environment(), timeout_s=120)
+        _ENVIRONMENT["env"] = out.value if out.kind == "done" else {"environment_error": out.message}
+    return _ENVIRONMENT["env"]
+
+
+def default_timeout(max_seconds: float) -> float:
+    """Per-repeat wall clock: 10 x the solve budget (setup, re-run strategy, timing check) + 60 s."""
+    return 10.0 * float(max_seconds) + 60.0
+
+
+__all__ = ["ChildOutcome", "available_memory", "default_timeout", "environment_isolated", "estimate_bytes",
+           "fork_available", "memory_refusal", "run_isolated", "solver_family"]
