@@ -34,10 +34,13 @@ the job process and only the memory guard applies.
 from __future__ import annotations
 
 import ctypes
+import gc
 import math
+import mmap
 import os
 import pickle
 import signal
+import struct
 import sys
 import time
 import traceback
@@ -58,6 +61,17 @@ def fork_available() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The child was stopped from outside (Ctrl-C, kill, scancel, preemption), not by its own fault.
+
+    Nothing is recorded for such a job, so that ``resume`` runs it again; and,
+    being a KeyboardInterrupt, it stops the sweep like Ctrl-C does.
+    """
+
+
 @dataclass
 class ChildOutcome:
     """What came back from a child: its return value, or why there is none."""
@@ -65,7 +79,8 @@ class ChildOutcome:
     kind: str                      # done | raised | timeout | died
     value: Any = None              # the function's return value (kind == "done")
     message: str = ""              # why there is no value
-    events: list[tuple[str, Any]] = field(default_factory=list)  # everything emit()ted, in order
+    events: list[tuple[str, Any]] = field(default_factory=list)  # the pipe's events, in order
+    tail: list[tuple[str, Any]] = field(default_factory=list)    # quiet events since the last restart
     wall_s: float = float("nan")   # fork to exit, as seen by the parent
     maxrss_mib: float | None = None  # the child's peak resident memory
 
@@ -86,14 +101,79 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connection) -> None:
+class SharedLog:
+    """An append-only log of pickled records in anonymous shared memory (inherited by ``fork``).
+
+    The child appends records without a system call and without waking the
+    parent (which would compete with the solver for a core while its clock
+    runs); the parent reads them whenever it likes, also after the child was
+    killed. Layout: a header (end offset, offset of the last record), then
+    records of (4-byte length, pickle). ``reset`` empties it (one log per repeat).
+    """
+
+    HEADER = struct.Struct("qq")
+    LENGTH = struct.Struct("I")
+
+    def __init__(self, size: int = 8 << 20):
+        self.mm = mmap.mmap(-1, size)  # MAP_SHARED | MAP_ANONYMOUS; pages are allocated when touched
+        self.reset()
+
+    def reset(self) -> None:
+        self.HEADER.pack_into(self.mm, 0, self.HEADER.size, -1)
+
+    def append(self, record: Any) -> bool:
+        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        end, _ = self.HEADER.unpack_from(self.mm, 0)
+        stop = end + self.LENGTH.size + len(data)
+        if stop > len(self.mm):
+            return False  # full: the record still reaches the parent with the repeat's result
+        self.LENGTH.pack_into(self.mm, end, len(data))
+        self.mm[end + self.LENGTH.size:stop] = data
+        self.HEADER.pack_into(self.mm, 0, stop, end)  # published only once complete
+        return True
+
+    def _at(self, offset: int) -> tuple[Any, int]:
+        (n,) = self.LENGTH.unpack_from(self.mm, offset)
+        start = offset + self.LENGTH.size
+        return pickle.loads(self.mm[start:start + n]), start + n
+
+    def records(self) -> list[Any]:
+        end, _ = self.HEADER.unpack_from(self.mm, 0)
+        out, offset = [], self.HEADER.size
+        while offset < end:
+            record, offset = self._at(offset)
+            out.append(record)
+        return out
+
+    def last(self) -> tuple[int, Any]:
+        """(offset, record) of the newest record, (-1, None) if none; a torn read gives (-1, None)."""
+        _, last = self.HEADER.unpack_from(self.mm, 0)
+        if last < 0:
+            return -1, None
+        try:
+            return last, self._at(last)[0]
+        except Exception:  # noqa: BLE001 - the child was writing: try again next time
+            return -1, None
+
+    def close(self) -> None:
+        self.mm.close()
+
+
+def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connection, log: SharedLog,
+                quiet: tuple[str, ...], restart_on: str | None) -> None:
     """Body of the forked child; never returns."""
     code = 0
     try:
         _die_with_parent()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent cleans up
+        for sig in STOP_SIGNALS:  # stop at once when told to; the parent decides what it means
+            signal.signal(sig, signal.SIG_DFL)
 
         def emit(kind: str, payload: Any = None) -> None:
+            if kind in quiet:
+                log.append((kind, payload))
+                return
+            if kind == restart_on:
+                log.reset()
             conn.send((kind, payload))
 
         value = fn(emit)
@@ -114,24 +194,34 @@ def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connectio
 
 
 def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: float | None,
-                 on_event: Callable[[str, Any], None] | None = None) -> ChildOutcome:
+                 on_event: Callable[[str, Any], None] | None = None, restart_on: str | None = None,
+                 quiet: tuple[str, ...] = ("row",), tick_s: float = 0.5) -> ChildOutcome:
     """Run ``fn(emit)`` in a forked child; kill it after ``timeout_s`` seconds.
 
-    ``emit(kind, payload)`` (picklable payload) sends an event to the parent,
-    where ``on_event`` sees it at once (e.g. to advance a progress bar); all
-    events are also kept in ``ChildOutcome.events``. The return value of
-    ``fn`` must be picklable.
+    ``emit(kind, payload)`` (picklable payload) hands an event to the parent:
+    ``on_event`` sees it, and ``ChildOutcome.events`` keeps it. Events of a
+    ``quiet`` kind (checkpoint rows, emitted while a solve runs) go to a
+    ``SharedLog`` instead of the pipe, so they never wake the parent: it looks
+    at the newest one every ``tick_s`` (``on_event`` then sees it, e.g. for a
+    progress bar) and ``ChildOutcome.tail`` holds all of them since the last
+    ``restart_on`` event, also when the child was killed. An event of kind
+    ``restart_on`` restarts the clock (one deadline per repeat). ``fn``'s
+    return value must be picklable.
     """
+    log = SharedLog()
     r, w = os.pipe()
     t0 = time.monotonic()
+    gc.freeze()  # the child's garbage collector leaves the inherited objects alone: fewer copy-on-write faults
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
-        _child_main(fn, Connection(w, readable=False))
+        _child_main(fn, Connection(w, readable=False), log, quiet, restart_on)
+    gc.unfreeze()
     os.close(w)
     conn = Connection(r, writable=False)
     out = ChildOutcome("died")
     deadline = math.inf if timeout_s is None else t0 + timeout_s
+    seen = -1
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -140,7 +230,12 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
                 out.kind = "timeout"
                 out.message = f"no result after {timeout_s:g} s (job_timeout_s={timeout_s:g}), killed"
                 break
-            if not conn.poll(None if math.isinf(remaining) else remaining):
+            if not conn.poll(min(remaining, tick_s)):
+                if on_event is not None:
+                    offset, newest = log.last()
+                    if offset >= 0 and offset != seen:
+                        seen = offset
+                        on_event(*newest)
                 continue
             try:
                 kind, payload = conn.recv()
@@ -153,6 +248,9 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
                 out.kind, out.message = "raised", payload
                 break
             out.events.append((kind, payload))
+            if kind == restart_on and timeout_s is not None:
+                deadline = time.monotonic() + timeout_s
+                seen = -1
             if on_event is not None:
                 on_event(kind, payload)
     except BaseException:
@@ -163,13 +261,20 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
         _, status, usage = os.wait4(pid, 0)
         out.wall_s = time.monotonic() - t0
         out.maxrss_mib = usage.ru_maxrss / 1024  # KiB on Linux
-        if out.kind == "died":
-            if os.WIFSIGNALED(status):
-                sig = os.WTERMSIG(status)
-                hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if sig == signal.SIGKILL else ""
-                out.message = f"solver process killed by {_signal_name(sig)}{hint}"
-            else:
-                out.message = f"solver process exited with code {os.WEXITSTATUS(status)} without a result"
+        try:
+            out.tail = log.records()
+        except Exception:  # noqa: BLE001 - a record torn by the kill: keep what precedes it
+            out.tail = []
+        log.close()
+    if out.kind == "died":
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig in STOP_SIGNALS:
+                raise Interrupted(f"solver process stopped by {_signal_name(sig)}; nothing recorded")
+            hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if sig == signal.SIGKILL else ""
+            out.message = f"solver process killed by {_signal_name(sig)}{hint}"
+        else:
+            out.message = f"solver process exited with code {os.WEXITSTATUS(status)} without a result"
     return out
 
 
@@ -312,5 +417,5 @@ def default_timeout(max_seconds: float) -> float:
     return 10.0 * float(max_seconds) + 60.0
 
 
-__all__ = ["ChildOutcome", "available_memory", "default_timeout", "environment_isolated", "estimate_bytes",
-           "fork_available", "memory_refusal", "run_isolated", "solver_family"]
+__all__ = ["ChildOutcome", "Interrupted", "available_memory", "default_timeout", "environment_isolated",
+           "estimate_bytes", "fork_available", "memory_refusal", "run_isolated", "solver_family"]

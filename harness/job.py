@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
             write_unstarted: bool = True) -> Path:
     """Run the configured job (all repeats) and write ``out_dir/trace.parquet``.
 
-    Each repeat runs in a forked child under a wall-clock deadline
+    The repeats run in a forked child, each under a wall-clock deadline
     (``isolate``, ``job_timeout_s``; see ``harness.guard``), after a memory
     estimate (``memory_check``). With ``write_unstarted=False`` a job none of
     whose repeats started (unavailable solver, bad solver configuration, grid
@@ -95,11 +96,8 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     where = _problem_fields(cfg, problem)
     fallback = {"family": family or "unknown", "backend": "unknown", "device": solver_cfg.get("device", "cpu")}
     rows, results, guards, pending = [], [], [], []
-    for repeat in range(int(cfg.repeats)):
-        if refusal:
-            result, info, guard = JobResult("error", refusal), {}, {"outcome": "refused"}
-        else:
-            result, info, guard = _run_repeat(cfg, problem, budget, timeout, isolate, label)
+
+    def record(repeat: int, result: JobResult, info: dict, guard: dict) -> None:
         results.append(result)
         guards.append({"repeat": repeat, **guard})
         rows.append(_rows(cfg, where, {**fallback, **info}, solver_cfg, label, run_id, repeat, result, threads))
@@ -107,11 +105,25 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         if write_unstarted or not result.trace.empty:  # else said once by JobNotRun, if nothing ran
             while pending:
                 log.info(pending.pop(0))
-        if refusal or result.status == "timeout":
-            if repeat + 1 < int(cfg.repeats):
-                log.info(f"{label:>14s} skipping repeats {repeat + 1}..{int(cfg.repeats) - 1} "
-                         f"after repeat {repeat}: {result.status}")
-            break
+
+    repeats = int(cfg.repeats)
+    child = {}
+    if refusal:
+        record(0, JobResult("error", refusal), {}, {"outcome": "refused"})
+    elif isolate:
+        child = _run_isolated(cfg, problem, budget, timeout, label, repeats, record)
+    else:
+        for repeat in range(repeats):
+            progress = _progress(cfg, label, problem, budget)
+            try:
+                result, info = _attempt(cfg, problem, budget, progress, None)
+            finally:
+                if progress is not None:
+                    progress.close()
+            record(repeat, result, info, {"outcome": "in-process"})
+    if len(results) < repeats:
+        log.info(f"{label:>14s} skipping repeats {len(results)}..{repeats - 1} "
+                 f"after repeat {len(results) - 1}: {results[-1].status}")
     if not write_unstarted and all(r.trace.empty and r.status in ("error", "unavailable") for r in results):
         first = results[0]
         status = "" if first.status == "error" else f"{first.status}: "
@@ -128,7 +140,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "overrides": overrides,
         "timing_check": [r.timing_check for r in results],
-        "guard": {"isolated": isolate, "job_timeout_s": timeout, "repeats": guards},
+        "guard": {"isolated": isolate, "job_timeout_s": timeout, "repeats": guards, **child},
     }
     return write_trace(pd.concat(rows, ignore_index=True), Path(out_dir) / TRACE_NAME, meta)
 
@@ -167,33 +179,47 @@ def _attempt(cfg: DictConfig, problem: Problem, budget: Budget, progress, emit):
     return result, info
 
 
-def _run_repeat(cfg, problem, budget, timeout, isolate, label):
-    """One repeat, isolated in a child process with a deadline, or in this process."""
-    progress = _progress(cfg, label, problem, budget)
+def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict[str, Any]:
+    """All repeats in one forked child (so repeats after the first are warm, as in one process),
+    each under its own ``timeout``; ``record`` is called as each repeat ends. A repeat that hangs
+    or crashes ends the child: it is recorded with its partial trace, later repeats are not run."""
+
+    def child(emit):
+        for repeat in range(repeats):
+            emit("repeat", repeat)
+            result, info = _attempt(cfg, problem, budget, None, emit)
+            emit("result", (result, info))
+
+    state: dict[str, Any] = {"repeat": None}
+
+    def on_event(kind, payload):
+        if kind == "repeat":
+            state.update(repeat=payload, setup_s=float("nan"), info={}, t0=time.monotonic(),
+                         progress=_progress(cfg, label, problem, budget))
+            return
+        progress = state["progress"]
+        if kind == "row":  # the newest checkpoint, every half second (rows travel in shared memory)
+            if progress is not None:
+                progress.update(int(payload["iteration"]) - progress.n)
+                progress.set_postfix_str(f"msr={payload['msr']:.2e}", refresh=False)
+        elif kind == "setup":
+            state["setup_s"] = payload
+        elif kind == "info":
+            state["info"] = payload
+        elif kind == "result":
+            _close(progress)
+            result, info = payload
+            wall = round(time.monotonic() - state["t0"], 4)
+            record(state["repeat"], result, info, {"outcome": "done", "wall_s": wall})
+            state["repeat"] = None
+
     try:
-        if not isolate:
-            result, info = _attempt(cfg, problem, budget, progress, None)
-            return result, info, {"outcome": "in-process"}
-        state: dict[str, Any] = {"rows": [], "setup_s": float("nan"), "info": {}}
-
-        def on_event(kind, payload):
-            if kind == "row":
-                state["rows"].append(payload)
-                if progress is not None:
-                    progress.update(int(payload["iteration"]) - progress.n)
-                    progress.set_postfix_str(f"msr={payload['msr']:.2e}", refresh=False)
-            elif kind == "setup":
-                state["setup_s"] = payload
-            elif kind == "info":
-                state["info"] = payload
-
-        out = run_isolated(lambda emit: _attempt(cfg, problem, budget, None, emit), timeout_s=timeout,
-                           on_event=on_event)
-        guard = {"outcome": out.kind, "wall_s": round(out.wall_s, 4), "maxrss_mib": out.maxrss_mib}
-        if out.kind == "done":
-            result, info = out.value
-            return result, info, guard
-        rows, info = state["rows"], state["info"]
+        out = run_isolated(child, timeout_s=timeout, on_event=on_event, restart_on="repeat")
+    finally:
+        if state["repeat"] is not None:
+            _close(state["progress"])
+    if out.kind != "done" and state["repeat"] is not None:  # the repeat in progress hung or crashed
+        rows, info = [row for kind, row in out.tail if kind == "row"], state["info"]
         if math.isnan(state["setup_s"]):
             phase = "during setup" if info else "before the solver was built"
         elif rows:
@@ -203,10 +229,16 @@ def _run_repeat(cfg, problem, budget, timeout, isolate, label):
         status = "timeout" if out.kind == "timeout" else "error"
         result = JobResult(status, f"{out.message} {phase}", setup_s=state["setup_s"],
                            strategy=info.get("strategy", "callback"), trace=trace_frame(rows))
-        return result, info, guard
-    finally:
-        if progress is not None:
-            progress.close()
+        record(state["repeat"], result, info,
+               {"outcome": out.kind, "wall_s": round(time.monotonic() - state["t0"], 4)})
+    elif out.kind != "done":  # failed outside any repeat: a harness bug, say so
+        raise RuntimeError(f"solver process failed outside a repeat: {out.message}")
+    return {"child_wall_s": round(out.wall_s, 4), "child_maxrss_mib": out.maxrss_mib}
+
+
+def _close(progress) -> None:
+    if progress is not None:
+        progress.close()
 
 
 def _progress(cfg, label, problem, budget):

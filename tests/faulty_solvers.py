@@ -132,3 +132,15 @@ class NeedsFile(_Jacobi):
         if not path.read_bytes().startswith(b"WEIGHTS"):
             return f"checkpoint {path} is corrupt (not a weights file)"
         return None
+
+
+class Preempted(_Jacobi):
+    """Receives SIGTERM after ``good_iterations`` (Ctrl-C, scancel, a preempted Slurm job)."""
+
+    def solve(self, problem, monitor):
+        import os
+        import signal
+
+        self.sweeps(problem, monitor, self.good)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)

@@ -46,21 +46,44 @@ def test_isolated_returns_value_and_streams_events():
     seen = []
 
     def work(emit):
+        emit("note", "piped")
         for i in range(3):
-            emit("row", {"iteration": i})
+            emit("row", {"iteration": i})  # quiet: shared memory, the parent is not woken
+        time.sleep(0.3)
         return os.getpid()
 
-    out = guard.run_isolated(work, timeout_s=30, on_event=lambda k, p: seen.append(p["iteration"]))
+    out = guard.run_isolated(work, timeout_s=30, on_event=lambda k, p: seen.append((k, p)), tick_s=0.05)
     assert out.kind == "done" and out.value != os.getpid()  # it ran in another process
-    assert seen == [0, 1, 2] and len(out.events) == 3
+    assert out.events == [("note", "piped")]
+    assert out.tail == [("row", {"iteration": i}) for i in range(3)]
+    assert seen[0] == ("note", "piped") and seen[-1] == ("row", {"iteration": 2})  # the newest row, polled
     assert out.maxrss_mib > 0
+
+
+def test_shared_log_survives_a_killed_child_and_resets_per_repeat():
+    def work(emit):
+        emit("row", 1)
+        emit("repeat", 1)  # restart: the log starts again
+        emit("row", 2)
+        emit("row", 3)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    out = guard.run_isolated(work, timeout_s=30, restart_on="repeat")
+    assert out.kind == "died" and out.tail == [("row", 2), ("row", 3)]
+
+
+def test_shared_log_full_is_not_an_error():
+    log = guard.SharedLog(size=64)
+    assert log.append("x" * 10) and not log.append("y" * 100)
+    assert log.records() == ["x" * 10] and log.last()[1] == "x" * 10
+    log.close()
 
 
 def test_isolated_kills_a_python_sleep_at_the_deadline():
     t0 = time.monotonic()
     out = guard.run_isolated(lambda emit: (emit("row", 1), time.sleep(600)), timeout_s=0.5)
     assert out.kind == "timeout" and "job_timeout_s=0.5" in out.message
-    assert out.events == [("row", 1)]
+    assert out.tail == [("row", 1)]
     assert time.monotonic() - t0 < 10
 
 
@@ -119,6 +142,22 @@ def test_segfault_is_an_error_with_a_partial_trace(tmp_path):
     df = job(tmp_path, f"solver._target_={FAULTY}.Segfaults")
     assert set(df.status) == {"error"} and len(df) == 4
     assert "killed by SIGSEGV during the solve" in df.message.iloc[0]
+
+
+def test_repeats_share_one_child_and_each_gets_its_own_deadline(tmp_path):
+    df = job(tmp_path, f"solver._target_={FAULTY}.Slow", "+solver.delay=0.1", "budget.max_iters=6",
+             "repeats=3", "job_timeout_s=1.5")  # 0.6 s per repeat: 1.8 s in all, more than one deadline
+    assert set(df.status) == {"budget"} and set(df.repeat) == {0, 1, 2}
+    guard_meta = read_metadata(tmp_path / "job" / "trace.parquet")["guard"]
+    assert [r["outcome"] for r in guard_meta["repeats"]] == ["done"] * 3
+    assert guard_meta["child_wall_s"] > 1.5
+
+
+def test_a_job_stopped_from_outside_records_nothing(tmp_path):
+    """SIGTERM (scancel, preemption, kill) is not the solver's fault: no trace, so resume runs it again."""
+    with pytest.raises(guard.Interrupted, match="SIGTERM"):
+        job(tmp_path, f"solver._target_={FAULTY}.Preempted")
+    assert not (tmp_path / "job" / "trace.parquet").exists()
 
 
 @pytest.mark.parametrize("isolate", ["true", "false"])
@@ -266,6 +305,15 @@ def test_unwritable_results_folder(tmp_path):
     assert "is a file, not a folder" in check_arguments([f"hydra.run.dir={afile}/sub"])
     assert "is a file, not a folder" in check_arguments([f"hydra.sweep.dir={afile}/sub/${{now:%H}}"])
     assert "cannot write results there" in check_arguments(["hydra.run.dir=/proc/forbidden"])
+
+
+def test_launcher_presets_compose():
+    with initialize_config_dir(version_base="1.3", config_dir=CONF, job_name="test"):
+        slurm = compose("config", overrides=["hydra/launcher=slurm", "threads=4"], return_hydra_config=True)
+        local = compose("config", overrides=["hydra/launcher=joblib_local"], return_hydra_config=True)
+    assert slurm.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert slurm.hydra.launcher.cpus_per_task == 4 and slurm.hydra.launcher.additional_parameters.exclusive
+    assert local.hydra.launcher._target_.endswith("JoblibLauncher") and local.hydra.launcher.n_jobs == -1
 
 
 def test_min_grid_matches_problems():
