@@ -255,7 +255,13 @@ def cli() -> None:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     sys.argv = [sys.argv[0], *resume_arguments(argv)]
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as exc:  # Ctrl-C, or a solver process stopped from outside (harness.guard)
+        why = str(exc) or "interrupted"
+        print(f"stopped: {why}. Finished jobs are kept; to run the rest of a sweep, repeat the command "
+              f"with resume=<its sweep folder>", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,8 @@ def test_a_killed_sweep_resumes_by_content(tmp_path):
 def test_concurrent_sweeps_with_every_launcher_lose_nothing(tmp_path):
     """Three sweeps of the same name start together (basic, joblib, submitit local): each gets its own
     folder under results/, every trace has the same schema, and load() merges them."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[cluster]'")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[cluster]'")
     common = ["-m", "problem.n=16", "solver=cg,minres", "sweep_name=conc", "budget.max_iters=20", "progress=false"]
     launchers = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                  "submitit": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"]}
