@@ -61,6 +61,7 @@ def set_threads(threads: int | None) -> int:
     import os
 
     import torch
+    import torch._dynamo  # noqa: F401  torch.optim imports it lazily (~1 s): do it once, before jobs fork
     from threadpoolctl import threadpool_limits
 
     threads = int(threads or len(os.sched_getaffinity(0)))

@@ -79,6 +79,7 @@ def write_trace(df: pd.DataFrame, path: str | Path, metadata: dict[str, Any]) ->
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; traces are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -99,7 +100,7 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
     """One DataFrame for every trace under ``folder`` (a sweep, or a folder of sweeps).
 
     Files that cannot be read, or that lack columns of the current schema, are
-    skipped with a warning (listed in ``df.attrs['skipped']``); missing optional
+    skipped and listed in ``df.attrs['skipped']`` for the caller to report; missing optional
     columns are filled with nulls. ``strict=True`` raises instead.
     """
     folder = Path(folder)
@@ -123,6 +124,7 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
         frames.append(df)
     if strict and skipped:
         raise ResultsError("; ".join(f"{p}: {why}" for p, why in skipped))
+
     if not frames:
         why = f" ({len(skipped)} unreadable: {skipped[0][1]})" if skipped else ""
         raise ResultsError(f"no traces ({TRACE_NAME}) under {folder}{why}")

@@ -115,7 +115,7 @@ def _solve_once(problem, solver, monitor, x0) -> tuple[str, str]:
         monitor.start(x0)
         x = solver.solve(problem, monitor)
         monitor.finish(x)
-        return "ok", "solver returned"
+        return "ok", getattr(solver, "exit_message", None) or "solver returned by itself"
     except StopSolve as stop:
         return stop.status, stop.message
     except FloatingPointError as exc:

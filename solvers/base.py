@@ -21,6 +21,7 @@ Rules a solver follows:
   re-run strategy, the timing self-check); each call starts afresh.
 - ``sync()`` waits for queued device work; the monitor calls it before every
   clock read so that asynchronous GPU work is charged to the right place.
+- ``exit_message``: a solver that returns before the monitor stops it says why.
 - ``matvecs`` counts operator applications so far in the current solve
   (sparse mat-vecs or stencil applications); leave it None where it cannot be
   counted honestly.
@@ -42,6 +43,7 @@ class Solver:
         self.device = device
         self.params = params
         self.matvecs: int | None = None
+        self.exit_message: str | None = None  # why solve() returned by itself, if it did
 
     def available(self) -> str | None:
         """None if the solver can run here, else a one-line reason (and the fix)."""

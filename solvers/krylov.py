@@ -1,6 +1,6 @@
 """Krylov solvers from scipy.sparse.linalg on the SPD interior system.
 
-Tolerances are zero, so a solver never stops on its own test before the
+Tolerances are zero (see ATOL), so a solver never stops on its own test before the
 harness budget ends (API_NOTES.md: SciPy's stop rules are relative to ||b||
 and some test a recursive residual). Operator applications are counted by
 wrapping A in a LinearOperator that costs what SciPy's own wrapper costs.
@@ -18,6 +18,11 @@ from solvers.base import Solver
 
 METHODS = ("cg", "minres", "gmres", "bicgstab", "gcrotmk", "lgmres", "lsmr")
 PRECONDITIONERS = (None, "jacobi", "ilu", "pyamg_sa", "pyamg_rs")
+# CG: zero relative tolerance and a negligible absolute one. With atol=0, CG keeps iterating after
+# converging until its recursive residual r underflows: r.z becomes 0 and CG divides 0 by 0
+# (NaN). 1e-150 ~ sqrt(smallest normal float) stops it just before, hundreds of iterations
+# after the true residual has reached the float64 floor (||r|| ~ 1e-15 sqrt(N)).
+ATOL = 1e-150
 
 
 class CountingOperator(spla.LinearOperator):
@@ -103,6 +108,7 @@ class Krylov(Solver):
         m = self.method
         if m == "lsmr":
             out = spla.lsmr(self.op, self.b, atol=0.0, btol=0.0, conlim=0.0, maxiter=maxiter, x0=x0)
+            self.exit_message = f"lsmr stopped by itself after {out[2]} iterations (istop={out[1]})"
             self._count()
             monitor(int(out[2]), out[0])
             return out[0]
@@ -119,9 +125,14 @@ class Krylov(Solver):
                               callback=cycle_callback, callback_type="x")
             return x
         if m == "minres":
-            x, _ = spla.minres(self.op, self.b, x0=x0, rtol=0.0, maxiter=maxiter, M=self.M, callback=callback)
+            x, info = spla.minres(self.op, self.b, x0=x0, rtol=0.0, maxiter=maxiter, M=self.M, callback=callback)
+            self.exit_message = f"minres stopped by itself (info={info}): its own convergence tests at rtol=0"
             return x
         solver_fn = {"cg": spla.cg, "bicgstab": spla.bicgstab, "gcrotmk": spla.gcrotmk, "lgmres": spla.lgmres}[m]
-        x, _ = solver_fn(self.op, self.b, x0=x0, rtol=0.0, atol=0.0, maxiter=maxiter, M=self.M, callback=callback)
+        atol = ATOL if m == "cg" else 0.0  # gcrotmk blows up after converging with any atol > 0
+        x, info = solver_fn(self.op, self.b, x0=x0, rtol=0.0, atol=atol, maxiter=maxiter, M=self.M,
+                            callback=callback)
+        self.exit_message = f"{m} stopped by itself (info={info})" + (
+            f": its recursive residual fell below {atol:g}" if atol else ": breakdown after convergence")
         self._count()
         return x

@@ -76,4 +76,5 @@ class QuasiNewton(Solver):
         hessp = self._hessp if (self.method == "newton_cg" and self.gradient == "exact") else None
         res = scipy.optimize.minimize(fun, np.zeros_like(self.b), jac=True, method=METHODS[self.method],
                                       hessp=hessp, callback=callback, options=self._options(monitor.max_iters))
+        self.exit_message = f"scipy {METHODS[self.method]} stopped by itself: {res.message}"
         return res.x
