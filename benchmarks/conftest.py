@@ -1,17 +1,3 @@
-"""One thread for every solver in the benchmarks, as the harness does by default (threads=1).
+"""Benchmarks run single-threaded, like the harness and the tests (see tests/conftest.py)."""
 
-Oversubscribed BLAS/torch threads on a busy 2-core machine made SciPy's CG ~9x slower.
-"""
-
-import matplotlib
-import pytest
-
-matplotlib.use("Agg")
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _single_thread():
-    from harness.job import set_threads
-
-    set_threads(1)
-    yield
+from tests.conftest import _single_thread  # noqa: F401  (an autouse fixture)

@@ -70,6 +70,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from harness.report.metrics import crossing
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 SWEEP = "ci"
@@ -292,21 +294,10 @@ def log_msr(msr, floor: float) -> np.ndarray:
 
 
 def iterations_to(curve: pd.DataFrame, target: float, floor: float) -> float | None:
-    """First iteration where MSR <= target, interpolated linearly in log10 MSR between checkpoints."""
-    its = curve["iteration"].to_numpy(dtype=float)
-    lm = log_msr(curve["msr"].to_numpy(), floor)
-    lt = math.log10(max(target, floor))
-    hit = np.nonzero(lm <= lt)[0]
-    if hit.size == 0:
-        return None
-    i = int(hit[0])
-    if i == 0:
-        return float(its[0])
-    a, b = lm[i - 1], lm[i]
-    if not np.isfinite(a) or a == b:
-        return float(its[i])
-    frac = (a - lt) / (a - b)
-    return float(its[i - 1] + frac * (its[i] - its[i - 1]))
+    """First iteration where MSR <= target: the report's time-to-target rule, on the iteration axis."""
+    msr = np.maximum(curve["msr"].to_numpy(dtype=float), floor)
+    _, it = crossing(curve["iteration"], curve["iteration"], msr, max(target, floor))
+    return float(it) if np.isfinite(it) else None
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, tol: Tolerances | None = None) -> list[Deviation]:
