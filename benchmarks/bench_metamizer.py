@@ -48,7 +48,9 @@ def _setup(n):
     if reason:
         pytest.skip(reason)
     solver.setup(problem)
-    x = torch.zeros(1, 3, n, n)
+    with torch.inference_mode():  # the network input of the first iteration (real data, not zeros)
+        u = solver.physics.initial_field()[None]
+        x = solver.model.features(solver.physics.gradient(u[0])[None], solver.model.initial_state(u))
     return problem, solver, x
 
 

@@ -208,8 +208,10 @@ class Metamizer(nn.Module):
         """The normalised, soft-clamped network input, (B, 3, H, W) float32."""
         s_g = _rms(grad)
         s_d = _rms(state.step)
-        x = torch.stack((grad / s_g, state.grad / s_g, state.step / s_d), dim=1)
-        return soft_clamp(x).float()
+        scales = torch.stack((s_g, s_g, s_d), dim=1)  # (B, 3, 1, 1)
+        x = (torch.stack((grad, state.grad, state.step), dim=1) / scales).float()
+        # soft clamp in float32 (the network's precision); inf -> +-10
+        return x.div_(SOFT_CLAMP).tanh_().mul_(SOFT_CLAMP)
 
     def step(self, grad: torch.Tensor, state: State, train: bool = False,
              interior: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:

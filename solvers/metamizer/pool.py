@@ -36,10 +36,21 @@ def batched_gradient(u, f, mask, n_interior) -> torch.Tensor:
 
 
 def random_problem(h: int, w: int, rng: np.random.Generator, p_no_boxes: float = 0.2,
-                   p_source: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mask, g, f) of one random training problem."""
+                   p_source: float = 0.2, p_freq: float = 0.0,
+                   freq_range: tuple[float, float] = (0.005, 0.1)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, g, f) of one random training problem.
+
+    With probability ``p_freq`` the boundary values use a log-uniform spatial
+    frequency k in ``freq_range`` instead of the paper's fixed 0.1,
+    g = sin(phase + k (a x + b y)): smoother (longer-wave) boundary data.
+    """
     n_boxes = 0 if rng.random() < p_no_boxes else 3
     mask, g = obstacle_mask_and_values(h, w, rng, n_boxes=n_boxes)
+    if p_freq > 0 and rng.random() < p_freq:
+        k = float(np.exp(rng.uniform(np.log(freq_range[0]), np.log(freq_range[1]))))
+        y, x = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+        a, b = rng.standard_normal(2)
+        g = np.sin(rng.uniform(0, 2 * np.pi) + k * (a * x + b * y))
     f = np.zeros((h, w))
     if rng.random() < p_source:
         y, x = np.meshgrid(np.arange(h) / h, np.arange(w) / w, indexing="ij")
@@ -55,9 +66,11 @@ class Pool:
     step, scale c and iteration counter per entry."""
 
     def __init__(self, size: int, n: int, rng: np.random.Generator, device="cpu",
-                 p_no_boxes: float = 0.2, p_source: float = 0.2):
+                 p_no_boxes: float = 0.2, p_source: float = 0.2, p_freq: float = 0.0,
+                 freq_range: tuple[float, float] = (0.005, 0.1)):
         self.size, self.n, self.rng, self.device = size, n, rng, torch.device(device)
         self.p_no_boxes, self.p_source = p_no_boxes, p_source
+        self.p_freq, self.freq_range = p_freq, tuple(freq_range)
         kw = {"dtype": torch.float64, "device": self.device}
         self.mask = torch.tensor(np.broadcast_to(border_mask(n, n), (size, n, n)).copy(), device=self.device)
         self.g = torch.zeros(size, n, n, **kw)
@@ -75,7 +88,8 @@ class Pool:
     def reset(self, idx) -> None:
         """Replace entries ``idx`` by fresh random problems, zero-initialised."""
         for i in torch.as_tensor(idx).tolist():
-            mask, g, f = random_problem(self.n, self.n, self.rng, self.p_no_boxes, self.p_source)
+            mask, g, f = random_problem(self.n, self.n, self.rng, self.p_no_boxes, self.p_source,
+                                        self.p_freq, self.freq_range)
             m = torch.tensor(mask, device=self.device)
             self.mask[i] = m
             self.g[i] = torch.tensor(g, dtype=torch.float64, device=self.device)

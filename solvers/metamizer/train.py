@@ -180,7 +180,8 @@ def run(cfg: DictConfig) -> dict:
     grids = [int(n) for n in (cfg.grid if OmegaConf.is_list(cfg.grid) else [cfg.grid])]
     probs = np.asarray(cfg.grid_probs if cfg.get("grid_probs") else [1.0] * len(grids), dtype=float)
     probs = probs / probs.sum()
-    pools = [Pool(int(cfg.pool_size), n, rng, device, float(cfg.p_no_boxes), float(cfg.p_source)) for n in grids]
+    pools = [Pool(int(cfg.pool_size), n, rng, device, float(cfg.p_no_boxes), float(cfg.p_source),
+                  float(cfg.get("p_freq", 0.0)), tuple(cfg.get("freq_range", (0.005, 0.1)))) for n in grids]
     vsets = validation_problems(OmegaConf.to_container(cfg.validation.sets, resolve=True))
     model.train()
     per_step = int(cfg.batch) / float(cfg.mean_iters)
@@ -201,6 +202,8 @@ def run(cfg: DictConfig) -> dict:
         val = validate(model, vsets, float(cfg.validation.floor), float(cfg.validation.diverged), device)
         meta["validation"] = val
         checkpoint.save(last, model, meta)
+        if cfg.get("keep_all"):
+            shutil.copyfile(last, out_dir / f"step{step:06d}.safetensors")
         if val["score"] < best:
             best = val["score"]
             shutil.copyfile(last, out_dir / "best.safetensors")
@@ -232,7 +235,10 @@ def run(cfg: DictConfig) -> dict:
                 "mean_age": float(np.mean([float(q.iters.double().mean()) for q in pools])),
                 "lr": opt.param_groups[0]["lr"]})
             acc, n_acc, resets = 0.0, 0, 0
-        if time.perf_counter() - t_ckpt > float(cfg.checkpoint_every_s):
+        every_steps = cfg.get("checkpoint_every_steps")
+        due = (step % int(every_steps) == 0) if every_steps else (
+            time.perf_counter() - t_ckpt > float(cfg.checkpoint_every_s))
+        if due and step < int(cfg.steps):
             save_and_validate()
             t_ckpt = time.perf_counter()
     save_and_validate()
