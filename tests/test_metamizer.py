@@ -195,3 +195,27 @@ def test_solver_monitor_contract():
         s.solve(problem, mon)
     assert mon.seen == [(k, (20, 20), torch.float64) for k in (1, 2, 3)]
     assert s.matvecs == 3
+
+
+@pytest.mark.parametrize("config", ["metamizer", "metamizer_faithful"])
+def test_solver_configs_instantiate(config):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from solvers.metamizer.solver import REPO_ROOT
+
+    cfg = OmegaConf.load(REPO_ROOT / "conf" / "solver" / f"{config}.yaml")
+    solver = instantiate(cfg)
+    assert solver.name == config and solver.family == "neural"
+    assert solver.available() is None
+    assert solver.model.norm == cfg.variant and solver.model.hidden == cfg.hidden
+
+
+def test_pool_multi_frequency_boundaries():
+    from solvers.metamizer.pool import Pool, batched_gradient
+
+    pool = Pool(6, 32, np.random.default_rng(3), p_freq=1.0, p_source=0.5)
+    assert pool.mask[:, :2].all() and pool.mask[:, :, -2:].all()
+    assert torch.all(pool.u[pool.mask] == pool.g[pool.mask]) and torch.all(pool.u[~pool.mask] == 0)
+    grad = batched_gradient(pool.u, pool.f, pool.mask, pool.n_interior)
+    assert torch.all(grad[pool.mask] == 0) and torch.isfinite(grad).all()
