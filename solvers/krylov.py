@@ -50,8 +50,12 @@ def make_preconditioner(kind: str | None, A: sp.csr_matrix, options: dict) -> sp
         inv_diag = 1.0 / A.diagonal()
         return spla.LinearOperator(A.shape, matvec=lambda x: inv_diag * x, dtype=A.dtype)
     if kind == "ilu":
-        ilu = spla.spilu(A.tocsc(), drop_tol=options.get("ilu_drop_tol", 1e-4),
-                         fill_factor=options.get("ilu_fill_factor", 10))
+        # Natural ordering and no pivoting keep the incomplete factors close to symmetric, which
+        # CG needs; a fill cap that truncates the factors (fill_factor=10 at n>=256) made CG stall.
+        ilu = spla.spilu(A.tocsc(), drop_tol=options.get("ilu_drop_tol", 1e-3),
+                         fill_factor=options.get("ilu_fill_factor", 20),
+                         permc_spec=options.get("ilu_permc_spec", "NATURAL"),
+                         diag_pivot_thresh=options.get("ilu_diag_pivot_thresh", 0.0))
         return spla.LinearOperator(A.shape, matvec=ilu.solve, dtype=A.dtype)
     if kind in ("pyamg_sa", "pyamg_rs"):
         from solvers.multigrid import build_hierarchy
