@@ -78,7 +78,7 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- time to target
-def crossing(time_s, iteration, msr, target: float) -> tuple[float, float]:
+def crossing(time_s, iteration, msr, target: float, interpolate: bool = True) -> tuple[float, float]:
     """(time, iteration) at which one trace first reaches ``msr <= target``.
 
     Arrays are one job's checkpoints in iteration order. Returns (inf, inf) when
@@ -94,7 +94,7 @@ def crossing(time_s, iteration, msr, target: float) -> tuple[float, float]:
     if hit.size == 0:
         return np.inf, np.inf
     i = hit[0]
-    if i == 0 or not (np.isfinite(m[i - 1]) and np.isfinite(t[i - 1])):
+    if i == 0 or not interpolate or not (np.isfinite(m[i - 1]) and np.isfinite(t[i - 1])):
         return float(t[i]), float(it[i])
     lo, hi, goal = np.log10(m[i - 1]), np.log10(m[i]), np.log10(target)
     frac = (goal - lo) / (hi - lo) if hi != lo else 1.0
@@ -135,7 +135,9 @@ def job_table(df: pd.DataFrame, targets) -> pd.DataFrame:
         }
         for target in targets:
             if len(ran):
-                t, it = crossing(ran["time_s"], ran["iteration"], ran["msr"], target)
+                # A direct solver makes one step: nothing lies between its two points to interpolate.
+                t, it = crossing(ran["time_s"], ran["iteration"], ran["msr"], target,
+                                 interpolate=first["family"] != "direct")
             else:
                 t, it = np.nan, np.nan
             rec[f"t@{tag(target)}"] = t
