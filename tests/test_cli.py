@@ -100,9 +100,7 @@ def test_every_case_is_listed(tmp_path):
     assert sorted(bad_inputs(tmp_path)) == sorted(CASES)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(
-    reason="solvers/metamizer/checkpoint.py lets torch.load print a UserWarning (reported)", strict=False))
-    if c == "corrupt torch checkpoint" else c for c in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_bad_input_gives_one_line_and_writes_nothing(bad_results, case):
     results, cases = bad_results
     proc, out = results[case]

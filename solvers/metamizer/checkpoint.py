@@ -10,6 +10,7 @@ for the authors' format (a dict whose ``model0`` holds the state_dict).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,12 @@ def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         except Exception as exc:  # noqa: BLE001
             raise CheckpointError(f"checkpoint {path} is corrupt ({exc})") from None
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns at length about a file it cannot read
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"checkpoint {path} could not be loaded safely ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} could not be loaded safely ({first})") from None
     if isinstance(obj, dict) and "model0" in obj:  # the authors' format
         obj = obj["model0"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
