@@ -19,8 +19,8 @@ from .metrics import FLOOR, tag
 
 RULE = ("Time to target: the first checkpoint whose MSR is at or below the target is located and the crossing "
         "is interpolated between it and the previous checkpoint, taking log10(MSR) as linear in solve time (and "
-        "in iteration count); if the very first checkpoint already meets the target, or the solver is direct (one step, "
-        "nothing to interpolate), that checkpoint's own time is used. "
+        "in iteration count); if the very first checkpoint already meets the target, or the solver is direct "
+        "(one step, nothing to interpolate), that checkpoint's own time is used. "
         "Solve time excludes setup; 'setup+solve' adds the job's setup time (direct solvers do their work in "
         f"setup). MSR is floored at {FLOOR:g} before taking logarithms.")
 METRICS = ("MSR = mean squared residual of the discrete equations over the non-Dirichlet nodes; MSE = mean squared "
