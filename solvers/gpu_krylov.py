@@ -41,6 +41,7 @@ import math
 from typing import Any
 
 from solvers.base import Solver
+from solvers.krylov import ATOL
 
 log = logging.getLogger("harness")
 
@@ -237,7 +238,9 @@ class CupyKrylov(Solver):
             self._count()
             return x
         fn = la.cg if m == "cg" else la.minres
-        kw = tolerance_kwargs(fn, rtol=0.0, atol=0.0)
+        # The same negligible atol as SciPy's CG twin: it stops CG cleanly after convergence
+        # instead of dividing 0 by 0 once the recursive residual underflows (see solvers.krylov).
+        kw = tolerance_kwargs(fn, rtol=0.0, atol=ATOL if m == "cg" else 0.0)
         x, _ = fn(A, self.b, x0=x0, maxiter=maxiter, callback=callback, **kw)
         self._count()
         return x
