@@ -46,6 +46,15 @@ class Budget:
         if self.target_msr is not None and not (self.target_msr >= 0):
             raise ValueError(f"budget.target_msr must be >= 0 or null (got {self.target_msr!r})")
 
+    def verdict(self, msr: float, msr0: float, k: int) -> StopSolve | None:
+        """The stop a checkpoint's MSR calls for (diverged or target), or None to go on."""
+        msr0 = max(msr0, 1e-300)
+        if not math.isfinite(msr) or msr > self.divergence_factor * msr0:
+            return StopSolve("diverged", f"MSR {msr:.3g} at iteration {k} (initial {msr0:.3g})")
+        if self.target_msr and msr <= self.target_msr:
+            return StopSolve("target", f"MSR {msr:.3g} <= target {self.target_msr:g} at iteration {k}")
+        return None
+
 
 def checkpoints(max_iters: int, per_decade: int = 20, dense_until: int = 10) -> list[int]:
     """0..dense_until, then ~per_decade geometric points per decade, plus max_iters."""
@@ -85,13 +94,15 @@ class Monitor:
 
     def __init__(self, problem: Problem, budget: Budget, *, sync: Callable[[], None] = lambda: None,
                  matvecs: Callable[[], int | None] = lambda: None, per_decade: int = 20,
-                 progress=None, clock: Callable[[], float] = time.perf_counter):
+                 progress=None, on_row: Callable[[dict], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.problem = problem
         self.budget = budget
         self.max_iters = budget.max_iters
         self._sync = sync
         self._matvecs = matvecs
         self._progress = progress
+        self._on_row = on_row  # e.g. streams rows to a supervising process, off the clock
         self._clock = clock
         self._points = checkpoints(budget.max_iters, per_decade)[1:]
         self._next = 0  # index into _points
@@ -135,18 +146,18 @@ class Monitor:
             return
         m = self.problem.metrics(as_field(self.problem, x))
         self.rows.append({"iteration": k, "time_s": self.elapsed, "matvecs": self._matvecs(), **m})
+        if self._on_row is not None:
+            self._on_row(self.rows[-1])
         while self._next < len(self._points) and self._points[self._next] <= k:
             self._next += 1
         if self._progress is not None:
             self._progress.update(k - self._progress.n)
             self._progress.set_postfix_str(f"msr={m['msr']:.2e}", refresh=False)
-        msr = m["msr"]
         if self._msr0 is None:
-            self._msr0 = max(msr, 1e-300)
-        if not math.isfinite(msr) or msr > self.budget.divergence_factor * self._msr0:
-            raise StopSolve("diverged", f"MSR {msr:.3g} at iteration {k} (initial {self._msr0:.3g})")
-        if self.budget.target_msr and msr <= self.budget.target_msr:
-            raise StopSolve("target", f"MSR {msr:.3g} <= target {self.budget.target_msr:g} at iteration {k}")
+            self._msr0 = m["msr"]
+        stop = self.budget.verdict(m["msr"], self._msr0, k)
+        if stop is not None:
+            raise stop
 
 
 class BareMonitor:

@@ -49,26 +49,6 @@ def trace_frame(rows: list[dict]) -> pd.DataFrame:
 Sink = Callable[[str, Any], None]
 
 
-class _StreamingMonitor(Monitor):
-    """A Monitor that also hands every recorded row to ``sink("row", row)``.
-
-    The hand-over happens inside ``_record``, i.e. while the solve clock is
-    paused, so streaming rows to another process costs the solver nothing.
-    """
-
-    def __init__(self, *args, sink: Sink, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._sink = sink
-
-    def _record(self, k: int, x) -> None:
-        n = len(self.rows)
-        try:
-            super()._record(k, x)
-        finally:  # also when the row ends the solve (diverged, target)
-            if len(self.rows) > n:
-                self._sink("row", self.rows[-1])
-
-
 def run_solver(problem: Problem, solver: Solver, budget: Budget, *, verify_timing: bool = False,
                progress=None, sink: Sink | None = None) -> JobResult:
     """Set up and run ``solver`` on ``problem``; never raises for solver failures.
@@ -125,9 +105,9 @@ def _solve_once(problem, solver, monitor, x0) -> tuple[str, str]:
 
 
 def _run_callback(problem, solver, budget, progress, sink=None) -> JobResult:
-    kwargs = dict(sync=solver.sync, matvecs=lambda: solver.matvecs, progress=progress)
-    monitor = Monitor(problem, budget, **kwargs) if sink is None else \
-        _StreamingMonitor(problem, budget, sink=sink, **kwargs)
+    on_row = None if sink is None else (lambda row: sink("row", row))
+    monitor = Monitor(problem, budget, sync=solver.sync, matvecs=lambda: solver.matvecs, progress=progress,
+                      on_row=on_row)
     status, message = _solve_once(problem, solver, monitor, problem.initial_field())
     return JobResult(status, message, strategy="callback", trace=trace_frame(monitor.rows))
 
@@ -156,11 +136,9 @@ def _run_rerun(problem, solver, budget, progress, sink=None) -> JobResult:
         if st == "error":
             return JobResult("error", msg, strategy="rerun", trace=trace_frame(rows))
         last = rows[-1]
-        if not math.isfinite(last["msr"]) or last["msr"] > budget.divergence_factor * max(rows[0]["msr"], 1e-300):
-            status, message = "diverged", f"MSR {last['msr']:.3g} at iteration {last['iteration']}"
-            break
-        if budget.target_msr and last["msr"] <= budget.target_msr:
-            status, message = "target", f"MSR {last['msr']:.3g} <= target {budget.target_msr:g}"
+        stop = budget.verdict(last["msr"], rows[0]["msr"], last["iteration"])
+        if stop is not None:
+            status, message = stop.status, stop.message
             break
         if last["time_s"] >= budget.max_seconds:
             status, message = "budget", f"max_seconds={budget.max_seconds:g} reached"
