@@ -13,6 +13,7 @@
 #   GPU_CHECK_SOLVERS=...   solvers of the sweep (those without a config here are left out)
 #   GPU_CHECK_SECONDS=3     budget.max_seconds per job (solve time); jobs stop at MSR 1e-20
 #   GPU_CHECK_ARCHIVE=FILE  one .tar.gz with the traces, the report, the summary and the log
+#   GPU_CHECK_TEST_TIMEOUT=240, GPU_CHECK_SWEEP_TIMEOUT=360   wall-clock caps of the two long steps (s)
 # Exit status: 0 all good, 1 a test or the sweep failed, 2 no GPU, 3 environment not usable.
 set -uo pipefail
 
@@ -91,7 +92,7 @@ fi
 
 # --- 3. tests -----------------------------------------------------------------------------
 say "pytest tests/test_gpu.py"
-if ! "$PY" -m pytest tests/test_gpu.py -rs -p no:cacheprovider --junitxml="$OUT/test_gpu.xml"; then
+if ! timeout "${GPU_CHECK_TEST_TIMEOUT:-240}" "$PY" -m pytest tests/test_gpu.py -rs -p no:cacheprovider --junitxml="$OUT/test_gpu.xml"; then
     echo "gpu_check: tests/test_gpu.py FAILED" >&2
     status=1
 fi
@@ -99,7 +100,7 @@ fi
 # --- 4. a short GPU sweep, its report, and the summary ------------------------------------
 SOLVERS=$("$PY" scripts/gpu_probe.py configs "$SOLVERS_WANTED")
 say "sweep at n=$SIZES, solvers $SOLVERS (budget.max_seconds=$SECONDS_PER_JOB, target 1e-20) -> $OUT/sweep"
-if ! timeout 480 "$PY" -m harness.run +sweep=laplace_scaling_gpu "problem.n=$SIZES" "solver=$SOLVERS" \
+if ! timeout "${GPU_CHECK_SWEEP_TIMEOUT:-360}" "$PY" -m harness.run +sweep=laplace_scaling_gpu "problem.n=$SIZES" "solver=$SOLVERS" \
         "budget.max_seconds=$SECONDS_PER_JOB" budget.target_msr=1e-20 progress=false \
         "hydra.sweep.dir=$OUT/sweep"; then
     echo "gpu_check: the sweep FAILED or timed out (traces written so far are kept in $OUT/sweep)" >&2
