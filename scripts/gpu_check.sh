@@ -92,6 +92,7 @@ fi
 
 # --- 3. tests -----------------------------------------------------------------------------
 say "pytest tests/test_gpu.py"
+export HARNESS_GPU_TESTS=1   # the CPU suite hides GPUs (tests/conftest.py); these tests opt in
 if ! timeout "${GPU_CHECK_TEST_TIMEOUT:-240}" "$PY" -m pytest tests/test_gpu.py -rs -p no:cacheprovider --junitxml="$OUT/test_gpu.xml"; then
     echo "gpu_check: tests/test_gpu.py FAILED" >&2
     status=1

@@ -11,13 +11,18 @@ Three kinds of test:
   libraries, and GPU solvers run through the forked job path every sweep uses.
 
 This process never touches CUDA itself: the skip reasons are asked in a subprocess and
-every GPU run happens in a forked child (``on_gpu``). A CUDA context does not survive
-``fork``, so a pytest process that initialised CUDA could not run later forking tests.
+every GPU run, and every CPU reference run beside it, happens in a forked child
+(``in_child``; a CPU torch optimiser's step asks torch whether CUDA is available, which
+initialises the driver). A CUDA context does not survive ``fork``, so a pytest process
+that initialised CUDA could not run later forking tests. The GPU tests run only with
+``HARNESS_GPU_TESTS=1`` (tests/conftest.py hides GPUs from the CPU suite otherwise).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import types
@@ -65,9 +70,11 @@ def _unavailable_reasons() -> list[str | None]:
 
 
 NO_CUPY_GPU, NO_AMGX, NO_TORCH_CUDA = _unavailable_reasons()
+OPT_IN = ("" if os.environ.get("HARNESS_GPU_TESTS") == "1" or shutil.which("nvidia-smi") is None
+          else " (on a GPU machine the GPU tests run only with HARNESS_GPU_TESTS=1)")
 
 
-def on_gpu(fn):
+def in_child(fn):
     """``fn()``'s (picklable) value, computed in a forked child, so that CUDA lives and dies there."""
     out = run_isolated(lambda emit: fn(), timeout_s=600)
     assert out.kind == "done", out.message
@@ -144,6 +151,7 @@ def _fake_cupy(monkeypatch):
     """Just enough of cupy/cupyx, on NumPy/SciPy, with CuPy 14's signatures and callback rules."""
     cupy = types.ModuleType("cupy")
     cupy.float64, cupy.asarray, cupy.zeros_like = np.float64, np.asarray, np.zeros_like
+    cupy.ndarray = type("ndarray", (), {})  # SciPy >= 1.18 asks sys.modules["cupy"].ndarray (array API)
     cupy.cuda = SimpleNamespace(runtime=SimpleNamespace(getDeviceCount=lambda: 1, deviceSynchronize=lambda: None),
                                 Device=lambda: SimpleNamespace(synchronize=lambda: None))
     cupy.get_default_memory_pool = lambda: SimpleNamespace(free_all_blocks=lambda: None)
@@ -200,7 +208,7 @@ def test_cupy_without_counting_records_null_matvecs(monkeypatch):
     _fake_cupy(monkeypatch)
     solver = build("cupy_cg", "solver.count_matvecs=false")
     r = run_solver(make_problem("laplace_bilinear", n=16), solver, Budget(max_iters=20, max_seconds=60))
-    assert r.status == "budget" and r.trace.matvecs.isna().all()
+    assert r.status == "budget" and r.trace.matvecs.isna().all(), (r.status, r.message)
 
 
 class _FakeAMGX:
@@ -336,22 +344,22 @@ def test_amgx_config_never_stops_early_and_prints_nothing():
 
 
 # --- GPU machines only -----------------------------------------------------------------
-@pytest.mark.skipif(bool(NO_CUPY_GPU), reason=f"needs CuPy and a CUDA GPU: {NO_CUPY_GPU}")
+@pytest.mark.skipif(bool(NO_CUPY_GPU), reason=f"needs CuPy and a CUDA GPU: {NO_CUPY_GPU}{OPT_IN}")
 @pytest.mark.parametrize("name,iters,msr", [("cupy_cg", 2000, 1e-20), ("cupy_minres", 2000, 1e-20),
                                             ("cupy_gmres", 20000, 1e-16), ("cupy_lsmr", 20000, 1e-12)])
 def test_cupy_solvers_converge_on_gpu(name, iters, msr):
     p = make_problem("laplace_bilinear", n=64)
-    r = on_gpu(lambda: run_solver(p, build(name), Budget(max_iters=iters, max_seconds=60, target_msr=msr)))
-    assert r.status == "target", (r.status, r.message, r.trace.msr.min())
+    r = in_child(lambda: run_solver(p, build(name), Budget(max_iters=iters, max_seconds=60, target_msr=msr)))
+    assert r.status == "target", (r.status, r.message, r.trace.msr.min(), r.trace.iteration.iloc[-1])
     assert r.trace.msr.iloc[-1] <= msr and r.setup_s > 0
 
 
-@pytest.mark.skipif(bool(NO_CUPY_GPU), reason=f"needs CuPy and a CUDA GPU: {NO_CUPY_GPU}")
+@pytest.mark.skipif(bool(NO_CUPY_GPU), reason=f"needs CuPy and a CUDA GPU: {NO_CUPY_GPU}{OPT_IN}")
 def test_cupy_cg_matches_scipy_cg_iteration_by_iteration():
     p = make_problem("laplace_bilinear", n=64)
     budget = Budget(max_iters=60, max_seconds=60)
-    gpu = on_gpu(lambda: run_solver(p, build("cupy_cg"), budget)).trace.set_index("iteration")
-    cpu = run_solver(p, build("cg"), budget).trace.set_index("iteration")
+    gpu = in_child(lambda: run_solver(p, build("cupy_cg"), budget)).trace.set_index("iteration")
+    cpu = in_child(lambda: run_solver(p, build("cg"), budget)).trace.set_index("iteration")
     common = gpu.index.intersection(cpu.index)
     common = common[common > 0]
     assert len(common) > 10
@@ -360,9 +368,9 @@ def test_cupy_cg_matches_scipy_cg_iteration_by_iteration():
     assert (gpu.matvecs[common] == cpu.matvecs[common] + 1).all()
 
 
-@pytest.mark.skipif(bool(NO_AMGX), reason=f"needs pyamgx and a CUDA GPU: {NO_AMGX}")
+@pytest.mark.skipif(bool(NO_AMGX), reason=f"needs pyamgx and a CUDA GPU: {NO_AMGX}{OPT_IN}")
 @pytest.mark.parametrize("name", AMGX_SOLVERS)
-def test_amgx_converges_on_gpu(name):
+def test_amgx_converges_in_child(name):
     p = make_problem("laplace_bilinear", n=64)
 
     def run():
@@ -370,28 +378,33 @@ def test_amgx_converges_on_gpu(name):
         r = run_solver(p, solver, Budget(max_iters=100000, max_seconds=60, target_msr=1e-20))
         return r, solver.built_on_clock, bool(solver._solvers)
 
-    r, built_on_clock, left = on_gpu(run)
+    r, built_on_clock, left = in_child(run)
     assert r.status == "target", (r.status, r.message, r.trace.msr.min())
     assert built_on_clock == [] and not left  # everything released in teardown
 
 
-@pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}")
+@pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}{OPT_IN}")
 def test_adam_cuda_follows_adam_cpu():
     p = make_problem("laplace_bilinear", n=64)
     budget = Budget(max_iters=200, max_seconds=60)
-    gpu = on_gpu(lambda: run_solver(p, build("adam_cuda"), budget)).trace
-    cpu = run_solver(p, build("adam"), budget).trace
-    assert gpu.iteration.iloc[-1] == cpu.iteration.iloc[-1] == 200
-    np.testing.assert_allclose(gpu.msr.iloc[-1], cpu.msr.iloc[-1], rtol=1e-6)
+    gpu = in_child(lambda: run_solver(p, build("adam_cuda"), budget)).trace.set_index("iteration")
+    cpu = in_child(lambda: run_solver(p, build("adam"), budget)).trace.set_index("iteration")
+    assert gpu.index[-1] == cpu.index[-1] == 200
+    # float64 on both; the stencil sums in another order. Adam divides by sqrt(v), so rounding
+    # differences at nodes with a near-zero gradient grow: equal to 1e-9 early, within 25 % later
+    # (measured on an H200: 3.4 % apart at iteration 200).
+    early = gpu.index[gpu.index <= 10]
+    np.testing.assert_allclose(gpu.msr[early], cpu.msr[early], rtol=1e-9)
+    np.testing.assert_allclose(np.log10(gpu.msr), np.log10(cpu.msr), atol=0.1)
 
 
-@pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}")
+@pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}{OPT_IN}")
 def test_metamizer_cuda_follows_metamizer_cpu():
     """The same checkpoint on CUDA (TF32 off) and on the CPU: the same iterates up to float32 rounding."""
     p = make_problem("laplace_bilinear", n=64)
     budget = Budget(max_iters=30, max_seconds=60)
-    gpu = on_gpu(lambda: run_solver(p, build("metamizer_cuda"), budget)).trace.set_index("iteration")
-    cpu = run_solver(p, build("metamizer"), budget).trace.set_index("iteration")
+    gpu = in_child(lambda: run_solver(p, build("metamizer_cuda"), budget)).trace.set_index("iteration")
+    cpu = in_child(lambda: run_solver(p, build("metamizer"), budget)).trace.set_index("iteration")
     assert gpu.index[-1] == cpu.index[-1] == 30
     # float32 convolutions in a different order: iterates drift apart slowly, never by decades
     np.testing.assert_allclose(np.log10(gpu.msr), np.log10(cpu.msr), atol=1.0)
@@ -406,9 +419,10 @@ GPU_JOBS = [("cupy_cg", NO_CUPY_GPU), ("cupy_minres", NO_CUPY_GPU), ("adam_cuda"
 def test_gpu_solver_through_the_forked_job_path(tmp_path, name, reason):
     """A two-repeat job from the command line: the job process forks, the child owns CUDA."""
     if reason:
-        pytest.skip(f"needs a GPU backend: {reason}")
+        pytest.skip(f"needs a GPU backend: {reason}{OPT_IN}")
     out = subprocess.run([sys.executable, "-m", "harness.run", f"solver={name}", "problem.n=48", "repeats=2",
-                          "budget.max_iters=200", "budget.max_seconds=20", "progress=false",
+                          "budget.max_iters=400", "budget.target_msr=1e-20", "budget.max_seconds=20",
+                          "progress=false",
                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     df = load(tmp_path)
@@ -426,7 +440,7 @@ def test_forking_is_refused_once_cuda_is_initialised(monkeypatch):
     assert guard.fork_refusal() == guard.FORK_REFUSED
 
 
-@pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}")
+@pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}{OPT_IN}")
 def test_a_job_after_cuda_in_the_parent_is_recorded_as_refused(tmp_path):
     code = ("import torch; torch.zeros(1, device='cuda'); "
             "from harness.guard import cuda_initialised; assert cuda_initialised(); "
