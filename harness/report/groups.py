@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 
 import pandas as pd
 
-ALL_FIGURES = ("msr_time", "msr_iterations", "mse_time", "scaling", "setup_solve")
+ALL_FIGURES = ("headline", "families", "msr_time", "msr_iterations", "mse_time", "scaling", "setup_solve")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Grouping:
     solvers: tuple[str, ...]
     figures: tuple[str, ...] = ALL_FIGURES
     extra_sweeps: tuple[str, ...] = ()   # further presets that belong to this comparison
+    statements: dict[str, str] | None = None   # figure kind -> the paper's statement the figure tests
 
     @property
     def sweeps(self) -> tuple[str, ...]:
