@@ -184,7 +184,8 @@ def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame,
         sec.figures += _bill_figure(grouping, sub, cells, infos or {}, target, out, palette, outcome)
         sec.interactive = _interactive(grouping, problems, sub, palette, outcome)
     if grouping.statements:
-        sec.statements = {f"{p}: {TITLES[k]}": text for k, text in grouping.statements.items() for p in problems}
+        sec.statements = {f"{p}: {TITLES[k]}": grouping.statement(k) for k in TITLES for p in problems
+                          if grouping.statement(k)}
     return sec
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import style
-from .metrics import FLOOR, tag
+from .metrics import FIT_SIZES, FLOOR, tag
 
 HEIGHT, ASPECT, DPI = 3.3, 1.2, 120
 
@@ -222,8 +222,9 @@ def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], prob
               for lab in labels}
     _legend(g, header={"label": "solver   p: solve | setup+solve", "family": "family (line style)"}, suffix=suffix)
     _title(g, f"{problem}: time to reach MSR <= {tag(target)} vs problem size\n{look.machine}")
-    notes = [("p = fitted exponent of t ~ N^p (least squares on log-log over the sizes that reached the target; "
-             "'-' with fewer than 2 sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
+    notes = [(f"p = fitted exponent of t ~ N^p (least squares on log-log over the {FIT_SIZES} largest sizes that "
+             "reached the target, listed with any overhead warning in the scaling table; '-' with fewer than 2 "
+             "sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
              "Time to target interpolated log-linearly between checkpoints."),
              f"Never reached MSR <= {tag(target)} at any size: {', '.join(unreached) if unreached else 'none'}.",
              *look.notes.get(problem, [])]
@@ -311,7 +312,7 @@ def training_bill(bill: pd.DataFrame, target: float, palette: dict) -> plt.Figur
     hw = ", ".join(sorted({h for h in data["hardware"] if h})) or "not recorded"
     ax.set_title(f"Training bill: solves until the training time is paid back\n(training hardware: {hw})",
                  fontsize=11)
-    fig.tight_layout()
+    fig.subplots_adjust(bottom=0.2)
     _caption(fig, [f"Training time / (best other solver's setup+solve time to MSR <= {tag(target)} - the neural "
                    "solver's), per size. Hatched 'never': the neural solver is not faster per solve (or does "
                    "not reach the target). Timings on this report's machine."])

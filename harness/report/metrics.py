@@ -161,24 +161,33 @@ def _status_summary(statuses: pd.Series) -> str:
     return ", ".join(f"{s} x{c}" for s, c in counts.items())
 
 
+_NUMBER = re.compile(r"[-+]?\d[\d.]*(?:e[-+]?\d+)?")
+
+
 def _top_message(messages: pd.Series) -> str:
-    text = messages.astype(str)
-    text = text[(text != "") & (text != "nan")]
-    return str(text.value_counts(sort=True).index[0]) if len(text) else ""
+    return _messages(messages, "", counted=False)
 
 
-def _messages(messages: pd.Series, unit: str = "runs") -> str:
-    """The commonest non-empty message, with how many of the runs (or sizes) gave it when there were several."""
+def _messages(messages: pd.Series, unit: str = "runs", counted: bool = True) -> str:
+    """The commonest non-empty message, with how many of the runs (or sizes) gave it when there were several.
+
+    Messages that differ only in their numbers ("MSR 3e-32 <= target at iteration 1" / "... 5e-31 ... 2")
+    count as one; the first of them is shown.
+    """
     text = messages.astype(str)
     text = text[(text != "") & (text != "nan")]
     if text.empty:
         return ""
-    counts = text.value_counts(sort=True)
-    top, k = str(counts.index[0]), int(counts.iloc[0])
-    if len(messages) == 1:
+    shape = text.map(lambda m: _NUMBER.sub("#", m))
+    counts = shape.value_counts(sort=True)
+    top_shape, k = counts.index[0], int(counts.iloc[0])
+    top = str(text[shape == top_shape].iloc[0])
+    if not counted or len(messages) == 1:
         return top
+    varies = "; numbers vary" if text[shape == top_shape].nunique() > 1 else ""
     others = len(counts) - 1
-    return f"{top} ({k} of {len(messages)} {unit}" + (f"; {others} other message(s))" if others else ")")
+    return (f"{top} ({k} of {len(messages)} {unit}{varies}"
+            + (f"; {others} other message(s))" if others else ")"))
 
 
 def value_columns(targets) -> list[str]:

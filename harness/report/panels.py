@@ -82,6 +82,11 @@ def _axes(rows: int, cols: int, *, sharex: str | bool) -> tuple[plt.Figure, np.n
     return fig, axes
 
 
+def _layout(fig: plt.Figure) -> None:
+    """tight_layout below the two-line title."""
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
+
+
 def _finish(ax, target: float) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -144,8 +149,8 @@ def headline(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
         ax.set_xlabel("setup + solve time [s]")
     fig.suptitle(f"{problem}: neural solvers vs the best of each classical family\n{look.machine}", fontsize=12)
     handles, names = _ordered_legend(axes, picks)
-    fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 0.93), frameon=False, fontsize=8)
-    fig.tight_layout()
+    _layout(fig)
+    fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, fontsize=8)
     notes = [f"Best of a family = its solver with the fastest setup + solve time to MSR <= {tag(target)} at that "
              "size (chosen per size, so it can differ between panels); a family none of whose solvers reached the "
              "target shows its lowest-MSR solver. The direct solver is the vertical limit line at its setup + solve "
@@ -164,7 +169,7 @@ def families(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
     cel = cells[(cells["problem"] == problem) & cells["ran"]]
     if cur.empty or cel.empty:
         return None
-    fams = [f for f in style.family_order(cel["family"].unique()) if f != LIMIT]
+    fams = style.family_order(cel["family"].unique())
     sizes = sorted(cel["n"].unique())
     if not fams:
         return None
@@ -179,6 +184,17 @@ def families(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
                     c = _mean_curve(cur, lab, n)
                     _plot(ax, c, GREY, linewidth=2.2, zorder=1,
                           label="neural (grey, for reference)" if j == 0 and k == 0 else None)
+            if family == LIMIT:     # the direct solvers themselves: one vertical line each
+                for lab in members:
+                    _limit(ax, cells, lab, n, target, look.palette.get(lab, "k"), False)
+                    ax.plot([], [], color=look.palette.get(lab, "k"), linestyle=(0, (6, 2, 1, 2)), label=lab)
+                _finish(ax, target)
+                ax.set_ylim(FLOOR / 3, 1.0)
+                if j == 0:
+                    ax.set_ylabel(f"{family}\nMSR")
+                if i == len(fams) - 1:
+                    ax.set_xlabel("setup + solve time [s]")
+                continue
             for lim in limit[limit["n"] == n].itertuples():
                 _limit(ax, cells, lim.label, n, target, GREY, False)
             for lab in members:
@@ -205,9 +221,10 @@ def families(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
                            fontsize=8)
     _limits(axes)
     fig.suptitle(f"{problem}: every solver, one row per family\n{look.machine}", fontsize=12)
-    fig.tight_layout()
-    notes = ["Each row is one family; the neural solvers (grey, thick) and the direct solver (grey vertical "
-             "line: the limit) are repeated in every row for reference. Colours are the same in every figure. "
+    _layout(fig)
+    notes = ["Each row is one family; the neural solvers (grey, thick) and the fastest direct solver (grey "
+             "vertical line: the limit) are repeated in every row for reference; the direct row shows each direct "
+             "solver as a vertical line at its setup + solve time. Colours are the same in every figure. "
              f"x = setup + solve time; dotted grey: MSR {tag(target)}.", *look.notes.get(problem, [])]
     from .figures import _caption
 

@@ -146,9 +146,9 @@ def bill_table(bill: pd.DataFrame, target: float) -> pd.DataFrame:
         "neural solver": bill["label"], "n": bill["n"],
         "training [s]": bill["training_s"].map(lambda x: "not recorded" if pd.isna(x) else f"{x:,.0f}"),
         "training hardware": bill["hardware"].replace("", "-"),
-        f"its setup+solve to {tg} [s]": bill["t_neural"].map(fmt_time),
+        f"neural setup+solve to {tg} [s]": bill["t_neural"].map(fmt_time),
         "best other solver": bill["best"].replace("", "-"),
-        f"its setup+solve to {tg} [s] ": bill["t_best"].map(fmt_time),
+        f"best other's setup+solve to {tg} [s]": bill["t_best"].map(fmt_time),
         "saved per solve [s]": bill["saving"].map(lambda x: NOT_RUN if pd.isna(x) else f"{x:.3g}"),
         "solves to pay back the training": [payback_words(r) for r in bill.itertuples()],
     })
