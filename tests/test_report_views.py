@@ -205,13 +205,13 @@ def test_index_html_is_offline_and_carries_the_data(report):
 
 
 def test_paper_mode_puts_the_statement_beside_the_figure(sweep, tmp_path):
-    assert main([str(sweep), "--out", str(tmp_path), "--mode", "paper_quasi_newton"]) == 0
+    assert main([str(sweep), "--out", str(tmp_path), "--mode", "paper_ground_truth"]) == 0
     md = (tmp_path / "summary.md").read_text()
-    quote = "> \u201cAs can be seen in Figure 20, optimizers like Newton-CG, Nonlinear CG or L-BFGS exhibit much"
-    assert quote in md and "(Wandel et al., ICLR 2025, App. D)" in md
-    assert md.index(quote) < md.index("![laplace_bilinear: MSR vs solve time]")
+    quote = "> \u201cWe compared the mean squared errors of Metamizer and various GPU based linear system solvers"
+    assert quote in md and "(Wandel et al., ICLR 2025, App. F)" in md
+    assert md.index(quote) < md.index("![laplace_bilinear: MSE to ground truth vs solve time]")
     page = (tmp_path / "index.html").read_text()
-    assert "<blockquote class='claim'>" in page
+    assert page.count("<blockquote class='claim'>") == 2             # beside each of its two figures
     assert all(g.statement("msr_time") for g in groups.PAPER)
 
 
@@ -259,3 +259,20 @@ def test_page_in_a_headless_browser_hides_a_solver_on_legend_click(report, tmp_p
         wait.until(lambda d: d.execute_script(count) == before)
     finally:
         driver.quit()
+
+
+def test_solver_info_is_read_from_either_metadata_place(tmp_path):
+    """Inside the harness metadata JSON, or as its own schema-metadata key ``solver_info``."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    kw = {"sweep": "info", "iters": [0, 1], "times": [0, 1], "msr": [1.0, 1e-12], "status": "budget"}
+    write_job(tmp_path, n=32, solver="metamizer", label="metamizer", info=TRAIN, **kw)
+    own = write_job(tmp_path, n=64, solver="metamizer", label="metamizer", **kw)
+    table = pq.read_table(own)
+    meta = dict(table.schema.metadata)
+    meta[b"solver_info"] = json.dumps({"training_wall_s": 7.5}).encode()
+    pq.write_table(table.replace_schema_metadata(meta), own)
+    infos = costs.solver_info(tmp_path)
+    assert {v["training_wall_s"] for v in infos.values()} == {3600.0, 7.5}

@@ -304,6 +304,7 @@ def training_bill(bill: pd.DataFrame, target: float, palette: dict) -> plt.Figur
                 ax.text(x, top ** 0.5, "never" if np.isinf(value) else "n/a", ha="center", va="center",
                         fontsize=9, rotation=90, fontweight="bold")
     ax.set_yscale("log")
+    ax.set_ylim(1.0, top * 3)
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels([f"{p}\nn = {n}" if len({c[0] for c in cases}) > 1 else f"n = {n}" for p, n in cases])
     ax.set_ylabel("solves to pay back the training")

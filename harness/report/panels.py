@@ -17,7 +17,7 @@ import pandas as pd
 from . import style
 from .metrics import FLOOR, LEARNED, LIMIT, tag
 
-PANEL_W, PANEL_H = 3.6, 2.8
+PANEL_W, PANEL_H = 3.8, 3.3
 GREY = "#b0b0b0"
 
 
@@ -84,7 +84,7 @@ def _axes(rows: int, cols: int, *, sharex: str | bool) -> tuple[plt.Figure, np.n
 
 def _layout(fig: plt.Figure) -> None:
     """tight_layout below the two-line title."""
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.15 / fig.get_figheight()))
 
 
 def _finish(ax, target: float) -> None:
@@ -133,7 +133,8 @@ def headline(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
                 if c.empty:
                     continue
                 tail = "" if p.reached else f", not reaching {tag(target)}"
-                name = f"{p.label} ({p.family}{tail})" if p.role == "neural" else f"{p.label} (best {p.family}{tail})"
+                fam = style.FAMILY_WORDS.get(p.family, p.family)
+                name = f"{p.label} ({fam}{tail})" if p.role == "neural" else f"{p.label} (best {fam}{tail})"
                 _plot(ax, c, colour, linewidth=2.8 if p.role == "neural" else 1.5,
                       zorder=4 if p.role == "neural" else 3, label=name if p.label not in seen else None,
                       **_line_style(p.family))
@@ -150,7 +151,8 @@ def headline(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
     fig.suptitle(f"{problem}: neural solvers vs the best of each classical family\n{look.machine}", fontsize=12)
     handles, names = _ordered_legend(axes, picks)
     _layout(fig)
-    fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, fontsize=8)
+    top = max(ax.get_position().y1 for ax in axes.flat)
+    fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, top), frameon=False, fontsize=8)
     notes = [f"Best of a family = its solver with the fastest setup + solve time to MSR <= {tag(target)} at that "
              "size (chosen per size, so it can differ between panels); a family none of whose solvers reached the "
              "target shows its lowest-MSR solver. The direct solver is the vertical limit line at its setup + solve "
@@ -191,7 +193,7 @@ def families(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
                 _finish(ax, target)
                 ax.set_ylim(FLOOR / 3, 1.0)
                 if j == 0:
-                    ax.set_ylabel(f"{family}\nMSR")
+                    ax.set_ylabel(f"{style.FAMILY_WORDS.get(family, family)}\nMSR")
                 if i == len(fams) - 1:
                     ax.set_xlabel("setup + solve time [s]")
                 continue
@@ -207,7 +209,7 @@ def families(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
             if i == 0:
                 ax.set_title(_size_title(cel, n), fontsize=10)
             if j == 0:
-                ax.set_ylabel(f"{family}\nMSR")
+                ax.set_ylabel(f"{style.FAMILY_WORDS.get(family, family)}\nMSR")
             if i == len(fams) - 1:
                 ax.set_xlabel("setup + solve time [s]")
         handles, labels = [], []

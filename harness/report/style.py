@@ -16,6 +16,8 @@ FAMILY_DASHES: dict[str, tuple | str] = {
     "quasi_newton": (2, 1, 2, 1, 6, 1),
     "direct": (8, 2, 1, 2, 1, 2),   # the limit line: long dash, two dots
 }
+FAMILY_WORDS = {"neural": "neural", "first_order": "first-order", "krylov": "Krylov", "multigrid": "multigrid",
+                "quasi_newton": "quasi-Newton", "direct": "direct"}
 FAMILY_MARKERS = {"neural": "o", "first_order": "v", "krylov": "s", "multigrid": "D",
                   "quasi_newton": "^", "direct": "X"}
 # Strong, mutually distinct colours on white (Trubetskoy's 20 distinct colours without the pale ones, then
@@ -49,13 +51,14 @@ def label_order(labels: Iterable[str], families: Iterable[str]) -> list[str]:
 
 
 # Every solver configuration of the harness, in a fixed order: the i-th gets colour i, whatever else a report
-# holds, so a solver has one colour in every figure of every report. (Colour only; family membership comes
+# holds (the neural variants sit where the colours are most unlike Metamizer's red: magenta, black),
+# so a solver has one colour in every figure of every report. (Colour only; family membership comes
 # from the traces.) Labels not listed (new solvers, parameter variants like "adam(lr=0.1)", thread
 # variants) take their solver's colour when it is free in the report, else the next spare colour.
-KNOWN = ("metamizer", "cg", "minres", "gmres", "lsmr", "bicgstab", "gcrotmk", "lgmres", "cg_jacobi", "cg_ilu",
-         "pyamg_sa", "pyamg_rs", "cg_pyamg_sa", "cg_pyamg_rs", "newton_cg", "nonlinear_cg", "lbfgsb", "sgd",
-         "adam", "adamw", "rmsprop", "adagrad", "adadelta", "splu", "dst", "metamizer_paper",
-         "metamizer_groupnorm", "cupy_cg", "cupy_minres", "cupy_gmres", "cupy_lsmr", "metamizer_cuda", "adam_cuda",
+KNOWN = ("metamizer", "cg", "minres", "gmres", "lsmr", "bicgstab", "metamizer_groupnorm", "lgmres", "cg_jacobi",
+         "cg_ilu", "pyamg_sa", "pyamg_rs", "cg_pyamg_sa", "metamizer_paper", "newton_cg", "nonlinear_cg", "lbfgsb",
+         "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "splu", "dst", "gcrotmk", "cg_pyamg_rs",
+         "cupy_cg", "cupy_minres", "cupy_gmres", "cupy_lsmr", "metamizer_cuda", "adam_cuda",
          "amgx_pcg_aggregation_jacobi", "amgx_aggregation_gs", "amgx_amg_classical_l1_trunc",
          "amgx_fgmres_classical_aggressive_hmis", "amgx_pbicgstab", "metamizer_faithful")
 EXTRA = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#1f78b4", "#33a02c", "#fb9a99",

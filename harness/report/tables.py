@@ -17,7 +17,7 @@ STATUS_WORDS = {
     "budget": "used its whole budget",
     "target": "reached the stop target",
     "diverged": "diverged",
-    "timeout": "killed at the time limit",
+    "timeout": "killed at the job timeout",
     "error": "failed with an error",
     "unavailable": "unavailable here",
 }
