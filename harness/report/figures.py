@@ -302,7 +302,8 @@ def training_bill(bill: pd.DataFrame, target: float, palette: dict) -> plt.Figur
                 ax.bar(x, top, width, color="white", edgecolor=palette.get(label, "k"), hatch="//",
                        label=label if j == 0 else None)
                 ax.text(x, top ** 0.5, "never" if np.isinf(value) else "n/a", ha="center", va="center",
-                        fontsize=9, rotation=90, fontweight="bold")
+                        fontsize=9, rotation=90, fontweight="bold",
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 2})
     ax.set_yscale("log")
     ax.set_ylim(1.0, top * 3)
     ax.set_xticks(range(len(cases)))
