@@ -45,6 +45,15 @@ Usage::
     python -m harness.check --skip metamizer # leave a solver out (e.g. bless without an uncommitted checkpoint)
     python -m harness.check --current DIR    # compare saved traces (a results folder or parquet) instead of running
     python -m harness.check --twice          # determinism self-check: run twice, list jobs not bit-identical
+    python -m harness.check --timing         # also compare times to target relative to cg (warning only)
+    python -m harness.check --timing-strict  # the same, and a timing move beyond the factor fails (exit 1)
+
+Timing check (``--timing``): for every job, the setup + solve time to MSR ``check.iters_target`` (the
+report's time-to-target rule) is divided by cg's on the same problem and size in the same run; that ratio
+is compared with the baseline's, and a move by more than ``--timing-factor`` (default 2) either way is
+flagged. Dividing by cg cancels most of the machine's speed, not its load: timings on a shared or busy
+machine are noisy, so the flags are warnings unless ``--timing-strict`` is given; the iteration check above
+stays the gate.
 
 Exit status: 0 when nothing regressed, 1 on a regression, 2 on a usage error
 (no baseline, unreadable files).
@@ -80,7 +89,7 @@ BASELINE_FILE = "trace.parquet"
 BASELINE_JSON = "baseline.json"
 DEFAULT_OUT = Path("reports") / "check"
 KEY = ["problem", "n", "solver"]
-OK_STATUSES = ("ok", "budget", "target")
+OK_STATUSES = ("ok", "stalled", "budget", "target")   # "ok": older traces; "stalled": returned above target
 PER_SOLVER_KEYS = ("decades", "iters_rel", "noise_floor")
 
 __all__ = ["Deviation", "Tolerances", "compare", "load_baseline", "load_ci_config", "main", "regressions",
@@ -253,6 +262,7 @@ def run_ci_sweep(out_dir: str | Path | None = None, *, sweep: str = SWEEP, jobs:
 @dataclass
 class Deviation:
     kind: str  # msr | iters_to_target | status | missing solver | missing job | last iteration | new job | config
+    #            | timing (a warning unless --timing-strict)
     solver: str
     problem: str = ""
     n: int | None = None
@@ -403,6 +413,59 @@ def config_deviations(meta: dict, sweep_cfg: DictConfig, current: pd.DataFrame) 
     return devs
 
 
+# --- timing relative to cg -----------------------------------------------------------------------------
+TIMING_FACTOR = 2.0
+TIMING_REFERENCE = "cg"
+
+
+def time_to_target(g: pd.DataFrame, target: float) -> float:
+    """Setup + solve seconds to MSR <= target (interpolated as in the report); inf when not reached."""
+    c = g.dropna(subset=["iteration"]).sort_values("iteration")
+    if c.empty:
+        return math.nan
+    t, _ = crossing(c["time_s"], c["iteration"], c["msr"], target)
+    setup = float(pd.to_numeric(c["setup_s"], errors="coerce").fillna(0.0).iloc[0])
+    return float(t) + setup
+
+
+def timing_ratios(df: pd.DataFrame, target: float, reference: str = TIMING_REFERENCE) -> pd.DataFrame:
+    """Per (problem, n, solver): time to target and its ratio to the reference solver's in the same run."""
+    rows = [{"problem": p, "n": n, "solver": s, "t": time_to_target(g, target)}
+            for (p, n, s), g in _jobs_of(df).items()]
+    out = pd.DataFrame(rows, columns=["problem", "n", "solver", "t"])
+    ref = out[out["solver"] == reference].set_index(["problem", "n"])["t"]
+    out["t_ref"] = [ref.get((p, n), math.nan) for p, n in zip(out["problem"], out["n"], strict=True)]
+    ok = np.isfinite(out["t"]) & np.isfinite(out["t_ref"]) & (out["t_ref"] > 0)
+    out["ratio"] = np.where(ok, out["t"] / out["t_ref"].where(ok, 1.0), math.nan)
+    return out
+
+
+def compare_timing(baseline: pd.DataFrame, current: pd.DataFrame, *, target: float = 1e-10,
+                   factor: float = TIMING_FACTOR, strict: bool = False,
+                   reference: str = TIMING_REFERENCE) -> list[Deviation]:
+    """A 'timing' deviation for every solver whose time-to-target ratio to ``reference`` moved beyond ``factor``.
+
+    ``delta`` = ratio now / ratio in the baseline (3.0: three times slower relative to cg). Jobs that did not
+    reach the target in both runs, or whose run lacks the reference, are not compared.
+    """
+    b = timing_ratios(baseline, target, reference).set_index(["problem", "n", "solver"])
+    c = timing_ratios(current, target, reference).set_index(["problem", "n", "solver"])
+    devs = []
+    for key in sorted(set(b.index) & set(c.index)):
+        if key[2] == reference:
+            continue
+        rb, rc = b.loc[key, "ratio"], c.loc[key, "ratio"]
+        if not (np.isfinite(rb) and np.isfinite(rc) and rb > 0):
+            continue
+        move = float(rc / rb)
+        if move > factor or move < 1 / factor:
+            devs.append(Deviation("timing", key[2], key[0], int(key[1]), baseline=round(float(rb), 3),
+                                  now=round(float(rc), 3), delta=move, tolerance=factor, regression=strict,
+                                  note=f"time to MSR {target:g} relative to {reference}: "
+                                       f"{'slower' if move > 1 else 'faster'} by {max(move, 1 / move):.1f}x"))
+    return devs
+
+
 # --- the baseline -------------------------------------------------------------------------------------
 def _baseline_paths(path: str | Path) -> tuple[Path, Path]:
     p = Path(path)
@@ -480,6 +543,8 @@ def _fmt_value(kind: str, v) -> str:
         return "-"
     if kind == "msr":
         return _fmt_e(v)
+    if kind == "timing":
+        return f"{v:.3g} x cg"
     if kind in ("iters_to_target", "last iteration") and isinstance(v, (int, float)):
         return f"{v:.1f}" if isinstance(v, float) and not float(v).is_integer() else str(int(v))
     return str(v)
@@ -488,6 +553,8 @@ def _fmt_value(kind: str, v) -> str:
 def _fmt_delta(d: Deviation) -> str:
     if d.delta is None:
         return "-"
+    if d.kind == "timing":
+        return f"x{d.delta:.2f}"
     if d.kind == "msr":
         return f"{d.delta:+.2f} dec"
     return f"{100 * d.delta:+.1f}%"
@@ -496,6 +563,8 @@ def _fmt_delta(d: Deviation) -> str:
 def _fmt_tol(d: Deviation) -> str:
     if d.tolerance is None:
         return "-"
+    if d.kind == "timing":
+        return f"x{d.tolerance:g}"
     return f"{d.tolerance:g} dec" if d.kind == "msr" else f"{100 * d.tolerance:g}%"
 
 
@@ -514,7 +583,9 @@ def print_deviations(devs: list[Deviation], *, max_rows: int = 200, console=None
     order = sorted(devs, key=lambda d: (not d.regression, d.solver, d.problem, d.n or 0, d.kind,
                                         d.iteration if d.iteration is not None else -1))
     for d in order[:max_rows]:
-        table.add_row("[red]FAIL[/red]" if d.regression else "[yellow]info[/yellow]", d.kind, d.solver,
+        flag = "[red]FAIL[/red]" if d.regression else "[yellow]warn[/yellow]" if d.kind == "timing" else \
+            "[yellow]info[/yellow]"
+        table.add_row(flag, d.kind, d.solver,
                       d.problem or "-", _fmt_int(d.n), _fmt_int(d.iteration), _fmt_value(d.kind, d.baseline),
                       _fmt_value(d.kind, d.now), _fmt_delta(d), _fmt_tol(d), d.note,
                       style=None if d.regression else "dim")
@@ -630,7 +701,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="leave a solver of the sweep out (repeatable; comma lists work)")
     ap.add_argument("--max-rows", type=int, default=200, help="rows of the deviation table to print")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--timing", action="store_true", help="also compare each solver's time to the target relative "
+                    "to cg in the same run with the baseline's ratio (warning only: timing is noisy)")
+    ap.add_argument("--timing-strict", action="store_true", help="like --timing, and a flagged move fails (exit 1)")
+    ap.add_argument("--timing-factor", type=float, default=TIMING_FACTOR,
+                    help="flag a ratio that moved by more than this factor either way (default %(default)s)")
     args = ap.parse_args(argv)
+    if not args.timing_factor > 1:
+        print("harness.check: error: --timing-factor must be > 1, e.g. 2", file=sys.stderr)
+        return 2
 
     from rich.console import Console
 
@@ -670,6 +749,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     devs: list[Deviation] = []
     if baseline is not None:
         devs = config_deviations(meta, sweep_cfg, current) + compare(baseline, current, tol)
+        if args.timing or args.timing_strict:
+            timing = compare_timing(baseline, current, target=tol.iters_target, factor=args.timing_factor,
+                                    strict=args.timing_strict)
+            devs += timing
+            word = "fail" if args.timing_strict else "warning only"
+            console.print(f"timing vs {TIMING_REFERENCE} (x{args.timing_factor:g} either way, {word}): "
+                          + (f"[yellow]{len(timing)} solver/size(s) moved[/yellow]" if timing else "no move")
+                          + "; timings on a shared machine are noisy")
         pd.DataFrame([asdict(d) for d in devs], columns=list(Deviation.__dataclass_fields__)).to_csv(
             out / "deviations.csv", index=False)
         title = f"(baseline {str(meta.get('commit', '?'))[:12]} of {meta.get('date', '?')})"

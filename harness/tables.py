@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.report.tables import status_words
+
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The last checkpoint of each job and repeat (or its only row)."""
@@ -28,8 +30,8 @@ def print_summary(df: pd.DataFrame, title: str = "sweep", console: Console | Non
 
     for r in last.itertuples():
         style = {"error": "red", "diverged": "red", "timeout": "red", "unavailable": "yellow"}.get(r.status)
-        note = r.message if r.status in ("error", "unavailable", "diverged", "timeout") else ""
-        table.add_row(r.problem, str(r.n), r.label, r.status,
+        note = r.message if r.status in ("error", "unavailable", "diverged", "timeout", "stalled") else ""
+        table.add_row(r.problem, str(r.n), r.label, status_words(r.status),
                       fmt(None if pd.isna(r.iteration) else int(r.iteration), "d"),
                       fmt(r.time_s, ".3f"), fmt(r.setup_s, ".3f"), fmt(r.msr, ".1e"), fmt(r.mse, ".1e"),
                       escape((note or "")[:70]), style=style)

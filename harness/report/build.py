@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness import results
 
-from . import environment, groups, html, markdown, metrics, style, tables
+from . import costs, environment, groups, html, markdown, metrics, style, tables
 from .document import Document, Figure, Section, Table
 from .metrics import FLOOR, tag
 
@@ -57,7 +57,9 @@ def _notes(failures: pd.DataFrame) -> dict[str, list[str]]:
     return {p: [f"Failed / unavailable: {lines[0]}", *lines[1:]] for p, lines in out.items()}
 
 
-TITLES = {"msr_time": "MSR vs solve time", "msr_iterations": "MSR vs iterations",
+TITLES = {"headline": "neural solvers vs the best of each classical family",
+          "families": "every solver, one row per family", "msr_time": "MSR vs solve time",
+          "msr_iterations": "MSR vs iterations",
           "mse_time": "MSE to ground truth vs solve time", "scaling": "time to target vs unknowns",
           "setup_solve": "setup vs solve time"}
 
@@ -108,6 +110,7 @@ def _figures(grouping: groups.Grouping, problems: list[str], sub: pd.DataFrame, 
     look = figures.Look(palette=palette, machine=environment.machine(metadata, sub["run_id"].dropna().astype(str)),
                         repeats=bool((cells["repeats"] > 1).any()), notes=_notes(fails))
     curves = metrics.curve_data(sub)
+    picks = metrics.family_best(cells, target)
     drawn = []
     for problem in problems:
         data = [t[t["problem"] == problem] for t in (curves, jobs, cells)]
@@ -116,7 +119,7 @@ def _figures(grouping: groups.Grouping, problems: list[str], sub: pd.DataFrame, 
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    fig = _draw(figures, kind, *data, problem=problem, target=target, look=look)
+                    fig = _draw(figures, kind, *data, problem=problem, target=target, look=look, picks=picks)
                 if fig is None:
                     continue
                 png, svg = figures.save(fig, stem)
@@ -128,8 +131,12 @@ def _figures(grouping: groups.Grouping, problems: list[str], sub: pd.DataFrame, 
 
 
 def _draw(figures, kind: str, curves: pd.DataFrame, jobs: pd.DataFrame, cells: pd.DataFrame, *, problem: str,
-          target: float, look):
+          target: float, look, picks: pd.DataFrame):
     """One figure of one problem (None when there is nothing to draw)."""
+    if kind in ("headline", "families"):
+        from . import panels
+
+        return getattr(panels, kind)(curves, cells, picks, problem, target, look)
     if kind in ("msr_time", "msr_iterations", "mse_time"):
         return getattr(figures, kind)(curves, problem, look)
     if kind == "setup_solve":
@@ -146,7 +153,7 @@ def _draw(figures, kind: str, curves: pd.DataFrame, jobs: pd.DataFrame, cells: p
 
 def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame, metadata: dict, *,
             out: Path, target: float, reference: str, palette: dict, outcome: Outcome,
-            draw: bool = True) -> Section:
+            draw: bool = True, infos: dict | None = None) -> Section:
     """One grouping's tables and figures."""
     sub, missing = groups.select(df, grouping)
     problems = sorted((df if sub.empty else sub)["problem"].unique())
@@ -166,10 +173,86 @@ def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame,
         sec.intro.append(f"Sweep preset: python -m harness.run +sweep={grouping.name}; report: "
                          f"python -m harness.report --mode {grouping.name}. Members: {', '.join(grouping.solvers)}.")
     sec.tables = _tables(problems, cells, rank, fails, target=target, reference=reference, ref=ref)
-    if draw and cells is not None:
+    if cells is None:
+        return sec
+    ranks = [t for t in sec.tables if t.title.startswith(tuple(f"{p}: ranking" for p in problems))]
+    rest = [t for t in sec.tables if t not in ranks]
+    sec.tables = ranks + _extra_tables(sub, jobs, cells, infos or {}, target) + rest
+    if draw:
         sec.figures = _figures(grouping, problems, sub, jobs, cells, fails, metadata=metadata, palette=palette,
                                target=target, out=out, outcome=outcome)
+        sec.figures += _bill_figure(grouping, sub, cells, infos or {}, target, out, palette, outcome)
+        sec.interactive = _interactive(grouping, problems, sub, palette, outcome)
+    if grouping.statements:
+        sec.statements = {f"{p}: {TITLES[k]}": grouping.statement(k) for k in TITLES for p in problems
+                          if grouping.statement(k)}
     return sec
+
+
+def _extra_tables(sub: pd.DataFrame, jobs: pd.DataFrame, cells: pd.DataFrame, infos: dict,
+                  target: float) -> list[Table]:
+    """Scaling fits, the training bill and the thread speed-ups (each only when it has rows)."""
+    out = [Table(f"Scaling: t ~ N^p, time to MSR <= {tag(target)}", tables.scaling_table(
+        metrics.fit_exponents(cells, target, "solve"), metrics.fit_exponents(cells, target, "total")),
+        f"p is fitted by least squares on log-log over the {metrics.FIT_SIZES} largest sizes that reached the "
+        "target (listed); smaller sizes are left out because fixed costs (setup, Python overhead, thread start) "
+        "flatten them. Warning: a smaller size whose time is more than "
+        f"{metrics.OVERHEAD:g}x the fit's prediction, i.e. overhead dominates it.")]
+    bill = costs.training_bill(cells, costs.training_of(sub, infos), target)
+    if not bill.empty:
+        out.append(Table("Training bill of the neural solvers", tables.bill_table(bill, target),
+                         "Solves to pay back the training = training time / (best other solver's setup+solve time "
+                         f"to MSR <= {tag(target)} - the neural solver's), at each size; 'never' when the neural "
+                         "solver is not faster per solve. Training time as recorded by the solver in its trace "
+                         "(training hardware may differ from the solve machine); 'training cost not recorded' "
+                         "when the trace has none. Counting training cost: McGreivy & Hakim, Nature Machine "
+                         "Intelligence 2024."))
+    threads = costs.thread_speedups(jobs, target)
+    if not threads.empty:
+        out.append(Table("What extra cores buy each solver", tables.threads_table(threads, target),
+                         f"The same solver, problem and size run with different thread counts; speed-up = "
+                         f"setup+solve time to MSR <= {tag(target)} with the fewest threads / with the most "
+                         "(> 1: the extra cores help). Median over repeats."))
+    return out
+
+
+def _bill_figure(grouping, sub, cells, infos, target, out, palette, outcome) -> list[Figure]:
+    bill = costs.training_bill(cells, costs.training_of(sub, infos), target)
+    if bill.empty or bill["training_s"].isna().all():
+        return []
+    from . import figures
+
+    stem = out / "figures" / grouping.name / "training_bill"
+    try:
+        fig = figures.training_bill(bill, target, palette)
+        png, svg = figures.save(fig, stem)
+    except Exception as exc:  # noqa: BLE001
+        outcome.warnings.append(f"figure {stem.name} failed: {type(exc).__name__}: {exc}")
+        return []
+    return [Figure("training bill: solves to pay back the training", png.relative_to(out), svg.relative_to(out))]
+
+
+def _interactive(grouping, problems, sub, palette, outcome) -> list[tuple[str, str]]:
+    """Plotly versions of MSR vs time and vs iterations; none (with a warning) if plotly is missing."""
+    try:
+        from . import interactive
+    except ImportError as exc:
+        outcome.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
+        return []
+    curves = metrics.curve_data(sub)
+    made = []
+    for problem in problems:
+        for axis, what in (("time", "solve time"), ("iteration", "iterations")):
+            title = f"{problem}: MSR vs {what}"
+            try:
+                fig = interactive.figure(curves, problem, palette, axis, title)
+            except ImportError as exc:
+                outcome.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
+                return made
+            if fig is not None:
+                div = re.sub(r"[^A-Za-z0-9_-]", "_", f"plot-{grouping.name}-{problem}-{axis}")
+                made.append((title, interactive.html_div(fig, div)))
+    return made
 
 
 def build(source: str | Path, *, out: str | Path | None = None, target: float = 1e-10, mode: str = "all",
@@ -190,9 +273,10 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
     jobs_all = metrics.job_table(df, metrics.targets_for(target))
     outcome.jobs, outcome.jobs_ran = len(jobs_all), int(jobs_all["ran"].sum())
     kinds = df.drop_duplicates("label")
-    palette = style.palette(kinds["label"], kinds["family"])
+    palette = style.palette(kinds["label"], kinds["family"], kinds["solver"])
+    infos = costs.solver_info(source)
     sections = [section(g, df, jobs_all, metadata, out=folder, target=target, reference=reference,
-                        palette=palette, outcome=outcome, draw=draw) for g in grouping_list]
+                        palette=palette, outcome=outcome, draw=draw, infos=infos) for g in grouping_list]
     sweeps = ", ".join(sorted(set(df["sweep"]) - {""})) or "unknown"
     intro = [(f"Results: {source} (sweep {sweeps}); {outcome.jobs} jobs, {outcome.jobs_ran} ran; "
              f"{len(raw.attrs.get('skipped', []))} file(s) skipped. Target for ranking, speedup and scaling: "
@@ -204,5 +288,10 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
                 "From the traces' metadata; a field that differs between jobs lists every value.")
     doc = Document(f"Solver comparison: {sweeps}", intro, sections, env)
     (folder / "summary.md").write_text(markdown.render(doc), encoding="utf-8")
-    (folder / "index.html").write_text(html.render(doc, folder), encoding="utf-8")
+    bundle = None
+    if any(s.interactive for s in sections):
+        from . import interactive
+
+        bundle = interactive.bundle()
+    (folder / "index.html").write_text(html.render(doc, folder, bundle), encoding="utf-8")
     return outcome

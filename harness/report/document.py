@@ -28,6 +28,8 @@ class Section:
     intro: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    interactive: list[tuple[str, str]] = field(default_factory=list)   # (title, plotly <div> + script)
+    statements: dict[str, str] = field(default_factory=dict)           # figure title -> the paper's claim it tests
 
 
 @dataclass

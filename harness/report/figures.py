@@ -21,7 +21,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import style
-from .metrics import FLOOR, tag
+from .metrics import FIT_SIZES, FLOOR, tag
 
 HEIGHT, ASPECT, DPI = 3.3, 1.2, 120
 
@@ -222,8 +222,9 @@ def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], prob
               for lab in labels}
     _legend(g, header={"label": "solver   p: solve | setup+solve", "family": "family (line style)"}, suffix=suffix)
     _title(g, f"{problem}: time to reach MSR <= {tag(target)} vs problem size\n{look.machine}")
-    notes = [("p = fitted exponent of t ~ N^p (least squares on log-log over the sizes that reached the target; "
-             "'-' with fewer than 2 sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
+    notes = [(f"p = fitted exponent of t ~ N^p (least squares on log-log over the {FIT_SIZES} largest sizes that "
+             "reached the target, listed with any overhead warning in the scaling table; '-' with fewer than 2 "
+             "sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
              "Time to target interpolated log-linearly between checkpoints."),
              f"Never reached MSR <= {tag(target)} at any size: {', '.join(unreached) if unreached else 'none'}.",
              *look.notes.get(problem, [])]
@@ -276,3 +277,45 @@ def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look) -> 
     notes += look.notes.get(problem, [])
     _caption(g.figure, notes)
     return g.figure
+
+
+# --------------------------------------------------------------------------- training bill
+def training_bill(bill: pd.DataFrame, target: float, palette: dict) -> plt.Figure:
+    """Solves after which each neural solver's training is paid back, per size (log axis; 'never' marked)."""
+    data = bill[bill["training_s"].notna()]
+    labels = list(dict.fromkeys(data["label"]))
+    cases = list(dict.fromkeys(zip(data["problem"], data["n"], strict=True)))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(cases) * len(labels) + 2), 3.6))
+    width = 0.8 / max(1, len(labels))
+    finite = data.loc[np.isfinite(data["payback"]), "payback"]
+    top = float(finite.max()) * 10 if len(finite) else 1e3
+    for i, label in enumerate(labels):
+        for j, case in enumerate(cases):
+            row = data[(data["label"] == label) & (data["problem"] == case[0]) & (data["n"] == case[1])]
+            if row.empty:
+                continue
+            x, value = j + (i - (len(labels) - 1) / 2) * width, float(row["payback"].iloc[0])
+            if np.isfinite(value):
+                ax.bar(x, max(value, 1.0), width, color=palette.get(label, "k"), label=label if j == 0 else None)
+                ax.text(x, max(value, 1.0), f"{value:,.0f}", ha="center", va="bottom", fontsize=8)
+            else:
+                ax.bar(x, top, width, color="white", edgecolor=palette.get(label, "k"), hatch="//",
+                       label=label if j == 0 else None)
+                ax.text(x, top ** 0.5, "never" if np.isinf(value) else "n/a", ha="center", va="center",
+                        fontsize=9, rotation=90, fontweight="bold",
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 2})
+    ax.set_yscale("log")
+    ax.set_ylim(1.0, top * 3)
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels([f"{p}\nn = {n}" if len({c[0] for c in cases}) > 1 else f"n = {n}" for p, n in cases])
+    ax.set_ylabel("solves to pay back the training")
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    hw = ", ".join(sorted({h for h in data["hardware"] if h})) or "not recorded"
+    ax.set_title(f"Training bill: solves until the training time is paid back\n(training hardware: {hw})",
+                 fontsize=11)
+    fig.subplots_adjust(bottom=0.2)
+    _caption(fig, [f"Training time / (best other solver's setup+solve time to MSR <= {tag(target)} - the neural "
+                   "solver's), per size. Hatched 'never': the neural solver is not faster per solve (or does "
+                   "not reach the target). Timings on this report's machine."])
+    return fig

@@ -35,12 +35,16 @@ def render(doc: Document) -> str:
         lines += [f"## {s.title}", ""]
         for p in s.intro:
             lines += [p, ""]
-        for t in s.tables:
-            lines += _table(t, "###")
         if s.figures:
             lines += ["### Figures", ""]
+            if s.interactive:
+                lines += ["Interactive versions (hide solvers, hover for values): index.html.", ""]
             for f in s.figures:
                 svg = f" ([svg]({f.svg.as_posix()}))" if f.svg else ""
+                if f.title in s.statements:
+                    lines += [f"> {s.statements[f.title]}", ""]
                 lines += [f"![{f.title}]({f.png.as_posix()}){svg}", ""]
+        for t in s.tables:
+            lines += _table(t, "###")
     lines += _table(doc.environment, "##")
     return "\n".join(lines)

@@ -25,7 +25,7 @@ CELL = ["problem", "n", "label"]   # one solver configuration at one grid size
 NUMERIC = ("n", "h", "w", "n_unknowns", "seed", "threads", "repeat", "iteration", "time_s",
            "setup_s", "msr", "mse", "rel_res", "matvecs")
 TEXT_DEFAULTS = {"family": "unknown", "backend": "", "device": "", "strategy": "", "message": "",
-                 "exact_kind": "none", "status": "unknown", "sweep": "", "path": ""}
+                 "exact_kind": "none", "status": "unknown", "sweep": "", "path": "", "params": ""}
 
 
 def tag(target: float) -> str:
@@ -60,6 +60,12 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     if "label" not in df.columns:
         df["label"] = df["solver"]
     df["label"] = df["label"].astype(object).where(df["label"].notna(), df["solver"]).astype(str)
+    df["base_label"] = df["label"]
+    # A configuration run with several thread counts (e.g. +sweep=laplace_threads) is one curve per count.
+    several = df.groupby("label")["threads"].nunique()
+    split = df["label"].isin(several[several > 1].index) & df["threads"].notna()
+    df.loc[split, "label"] = (df.loc[split, "label"] + " [threads=" + df.loc[split, "threads"].astype(int).astype(str)
+                              + "]")
     df["repeat"] = df["repeat"].fillna(0).astype(int)
     df["n"] = df["n"].fillna(-1).astype(int)
     df["n_unknowns"] = df["n_unknowns"].fillna(df["n"].astype(float) ** 2)
@@ -120,9 +126,9 @@ def job_table(df: pd.DataFrame, targets) -> pd.DataFrame:
         finite = msr[np.isfinite(msr)]
         setup = float(g["setup_s"].dropna().iloc[0]) if g["setup_s"].notna().any() else np.nan
         rec = {
-            "job": job, **{c: first[c] for c in ("problem", "n", "label", "solver", "family", "backend",
-                                                   "device", "repeat", "status", "message",
-                                                   "exact_kind", "strategy", "sweep")},
+            "job": job, **{c: first[c] for c in ("problem", "n", "label", "base_label", "solver", "family",
+                                                   "backend", "device", "repeat", "status", "message",
+                                                   "exact_kind", "strategy", "sweep", "params", "threads")},
             "n_unknowns": float(first["n_unknowns"]),
             "setup_s": setup,
             "ran": len(ran) > 0,
@@ -155,9 +161,33 @@ def _status_summary(statuses: pd.Series) -> str:
     return ", ".join(f"{s} x{c}" for s, c in counts.items())
 
 
-def _messages(messages: pd.Series) -> str:
-    unique = [m for m in dict.fromkeys(messages.astype(str)) if m and m != "nan"]
-    return "; ".join(unique)
+_NUMBER = re.compile(r"[-+]?\d[\d.]*(?:e[-+]?\d+)?")
+
+
+def _top_message(messages: pd.Series) -> str:
+    return _messages(messages, "", counted=False)
+
+
+def _messages(messages: pd.Series, unit: str = "runs", counted: bool = True) -> str:
+    """The commonest non-empty message, with how many of the runs (or sizes) gave it when there were several.
+
+    Messages that differ only in their numbers ("MSR 3e-32 <= target at iteration 1" / "... 5e-31 ... 2")
+    count as one; the first of them is shown.
+    """
+    text = messages.astype(str)
+    text = text[(text != "") & (text != "nan")]
+    if text.empty:
+        return ""
+    shape = text.map(lambda m: _NUMBER.sub("#", m))
+    counts = shape.value_counts(sort=True)
+    top_shape, k = counts.index[0], int(counts.iloc[0])
+    top = str(text[shape == top_shape].iloc[0])
+    if not counted or len(messages) == 1:
+        return top
+    varies = "; numbers vary" if text[shape == top_shape].nunique() > 1 else ""
+    others = len(counts) - 1
+    return (f"{top} ({k} of {len(messages)} {unit}{varies}"
+            + (f"; {others} other message(s))" if others else ")"))
 
 
 def value_columns(targets) -> list[str]:
@@ -186,6 +216,7 @@ def cell_table(jobs: pd.DataFrame, targets) -> pd.DataFrame:
                        repeats=("job", "size"), ran=("ran", "any"))
     info["status"] = grouped["status"].agg(_status_summary)
     info["message"] = grouped["message"].agg(_messages)
+    info["message_top"] = grouped["message"].agg(_top_message)
     return pd.concat([info, med, lo, hi], axis=1).reset_index()
 
 
@@ -239,7 +270,7 @@ def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
             "median_speedup": float(ran["speedup"].median()) if "speedup" in ran and len(ran) else np.nan,
             "median_best_msr": float(ran["best_msr"].median()) if len(ran) else np.nan,
             "status": ", ".join(dict.fromkeys(g["status"])),
-            "message": _messages(g["message"]),
+            "message": _messages(g["message_top"] if "message_top" in g else g["message"], "sizes"),
         })
     table = pd.DataFrame(rows)
     if table.empty:
@@ -252,21 +283,35 @@ def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
     return table.drop(columns="_never").reset_index(drop=True)
 
 
+FIT_SIZES = 3           # scaling exponents are fitted over this many of the largest sizes that reached the target
+OVERHEAD = 2.0          # a smaller size whose time exceeds the fit's prediction this many times: overhead dominates
+
+
 def fit_exponents(cells: pd.DataFrame, target: float, kind: str = "total") -> pd.DataFrame:
     """Least-squares slope p of log10(time to target) vs log10(unknowns), per (problem, label).
 
-    Uses the cells (repeat medians) that reached the target with a positive time;
-    p is NaN with fewer than two distinct sizes.
+    Fitted over the ``FIT_SIZES`` largest sizes that reached the target with a positive time (the
+    asymptotic regime; fixed costs bend the small sizes flat); p is NaN with fewer than two. ``fit_sizes``
+    names them; ``overhead`` lists the smaller sizes whose measured time is more than ``OVERHEAD`` times
+    what the fit predicts (fixed overhead dominates there, so a fit through them would understate p).
     """
     col = f"{'total' if kind == 'total' else 't'}@{tag(target)}"
     rows = []
     for (problem, label), g in cells.groupby(["problem", "label"], sort=True):
-        ok = g[np.isfinite(g[col]) & (g[col] > 0) & (g["n_unknowns"] > 0)]
-        p = np.nan
-        if ok["n_unknowns"].nunique() >= 2:
-            p = float(np.polyfit(np.log10(ok["n_unknowns"]), np.log10(ok[col]), 1)[0])
-        rows.append({"problem": problem, "label": label, "exponent": p, "sizes_used": len(ok)})
-    return pd.DataFrame(rows, columns=["problem", "label", "exponent", "sizes_used"])
+        ok = g[np.isfinite(g[col]) & (g[col] > 0) & (g["n_unknowns"] > 0)].sort_values("n_unknowns")
+        used = ok.tail(FIT_SIZES)
+        p, names, over = np.nan, "", ""
+        if used["n_unknowns"].nunique() >= 2:
+            x, y = np.log10(used["n_unknowns"]), np.log10(used[col])
+            p, c = (float(v) for v in np.polyfit(x, y, 1))
+            names = ", ".join(str(int(n)) for n in used["n"])
+            small = ok.iloc[: len(ok) - len(used)]
+            ratio = small[col] / 10 ** (c + p * np.log10(small["n_unknowns"]))
+            over = ", ".join(f"n={int(n)}: {r:.1f}x the fit" for n, r in zip(small["n"], ratio, strict=True)
+                             if r > OVERHEAD)
+        rows.append({"problem": problem, "label": label, "exponent": p, "sizes_used": len(used) if names else 0,
+                     "fit_sizes": names, "overhead": over})
+    return pd.DataFrame(rows, columns=["problem", "label", "exponent", "sizes_used", "fit_sizes", "overhead"])
 
 
 def failures(jobs: pd.DataFrame, failed_statuses) -> pd.DataFrame:
@@ -297,7 +342,37 @@ def curve_data(df: pd.DataFrame) -> pd.DataFrame:
     c["mse_plot"] = c["mse"].where(np.isfinite(c["mse"])).clip(lower=FLOOR)
     shown = c["time_s"] + np.where(c["family"] == "direct", c["setup_s"].fillna(0.0), 0.0)
     c["time_plot"] = shown.groupby([c[k] for k in [*CELL, "iteration"]]).transform("median")
+    total = c["time_s"] + c["setup_s"].fillna(0.0)
+    c["total_plot"] = total.groupby([c[k] for k in [*CELL, "iteration"]]).transform("median")
     return c
+
+
+LEARNED = "neural"      # the family of the solvers under study
+LIMIT = "direct"        # the family drawn as the limit line
+
+
+def family_best(cells: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per (problem, n): every neural solver, and the best solver of each other family.
+
+    Best = the fastest setup + solve time to ``target`` at that size; a family none of whose
+    solvers reached the target is represented by the one with the lowest best MSR
+    (``reached`` False). Columns: problem, n, family, label, role, reached, total.
+    """
+    col = f"total@{tag(target)}"
+    rows = []
+    ran = cells[cells["ran"]]
+    for (problem, n, family), g in ran.groupby(["problem", "n", "family"], sort=True):
+        if family == LEARNED:
+            picks = g
+        else:
+            key = g.assign(_t=g[col].where(np.isfinite(g[col]), np.inf), _m=g["best_msr"].fillna(np.inf))
+            picks = key.sort_values(["_t", "_m", "label"]).head(1)
+        for r in picks.itertuples():
+            t = float(g.loc[r.Index, col])
+            role = "neural" if family == LEARNED else ("limit" if family == LIMIT else "best")
+            rows.append({"problem": problem, "n": n, "family": family, "label": r.label, "role": role,
+                         "reached": bool(np.isfinite(t)), "total": t})
+    return pd.DataFrame(rows, columns=["problem", "n", "family", "label", "role", "reached", "total"])
 
 
 def target_times(jobs: pd.DataFrame, target: float) -> pd.DataFrame:

@@ -16,6 +16,8 @@ FAMILY_DASHES: dict[str, tuple | str] = {
     "quasi_newton": (2, 1, 2, 1, 6, 1),
     "direct": (8, 2, 1, 2, 1, 2),   # the limit line: long dash, two dots
 }
+FAMILY_WORDS = {"neural": "neural", "first_order": "first-order", "krylov": "Krylov", "multigrid": "multigrid",
+                "quasi_newton": "quasi-Newton", "direct": "direct"}
 FAMILY_MARKERS = {"neural": "o", "first_order": "v", "krylov": "s", "multigrid": "D",
                   "quasi_newton": "^", "direct": "X"}
 # Strong, mutually distinct colours on white (Trubetskoy's 20 distinct colours without the pale ones, then
@@ -48,14 +50,48 @@ def label_order(labels: Iterable[str], families: Iterable[str]) -> list[str]:
     return sorted(family, key=lambda label: (rank[family[label]], label))
 
 
-def palette(labels: Iterable[str], families: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+# Every solver configuration of the harness, in a fixed order: the i-th gets colour i, whatever else a report
+# holds (the neural variants sit where the colours are most unlike Metamizer's red: magenta, black),
+# so a solver has one colour in every figure of every report. (Colour only; family membership comes
+# from the traces.) Labels not listed (new solvers, parameter variants like "adam(lr=0.1)", thread
+# variants) take their solver's colour when it is free in the report, else the next spare colour.
+KNOWN = ("metamizer", "cg", "minres", "gmres", "lsmr", "bicgstab", "metamizer_groupnorm", "lgmres", "cg_jacobi",
+         "cg_ilu", "pyamg_sa", "pyamg_rs", "cg_pyamg_sa", "metamizer_paper", "newton_cg", "nonlinear_cg", "lbfgsb",
+         "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "splu", "dst", "gcrotmk", "cg_pyamg_rs",
+         "cupy_cg", "cupy_minres", "cupy_gmres", "cupy_lsmr", "metamizer_cuda", "adam_cuda",
+         "amgx_pcg_aggregation_jacobi", "amgx_aggregation_gs", "amgx_amg_classical_l1_trunc",
+         "amgx_fgmres_classical_aggressive_hmis", "amgx_pbicgstab", "metamizer_faithful")
+EXTRA = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#1f78b4", "#33a02c", "#fb9a99",
+         "#cab2d6", "#6a3d9a", "#b15928"]
+
+
+def _colours(count: int) -> list[tuple[float, float, float]]:
+    base = sns.color_palette(DISTINCT + EXTRA)
+    return base + (sns.color_palette("husl", count - len(base)) if count > len(base) else [])
+
+
+def palette(labels: Iterable[str], families: Iterable[str],
+            solvers: Iterable[str] | None = None) -> dict[str, tuple[float, float, float]]:
     """label -> colour, deterministic; the dict's order is the legend order (``label_order``).
 
-    Built once per report from every label in the results, so a solver keeps its
-    colour in every figure of the report.
+    Known solver names (``KNOWN``) always get the same colour; see ``KNOWN`` for other labels.
     """
+    labels = list(labels)
     ordered = label_order(labels, families)
-    base = sns.color_palette(DISTINCT)
-    if len(ordered) > len(base):
-        base = base + sns.color_palette("husl", len(ordered) - len(base))
-    return dict(zip(ordered, base, strict=False))
+    solver_of = dict(zip(labels, solvers, strict=True)) if solvers is not None else {}
+    fixed = _colours(len(KNOWN) + len(labels))
+    spare = iter(fixed[len(KNOWN):])
+    out: dict[str, tuple[float, float, float]] = {}
+    used: set[tuple[float, float, float]] = set()
+    for label in ordered:           # known names first, so a variant never takes their colour
+        if label in KNOWN:
+            out[label] = fixed[KNOWN.index(label)]
+            used.add(out[label])
+    for label in sorted(set(ordered) - set(out)):
+        solver = solver_of.get(label, label)
+        colour = fixed[KNOWN.index(solver)] if solver in KNOWN else None
+        if colour is None or colour in used:
+            colour = next(c for c in spare if c not in used)
+        out[label] = colour
+        used.add(colour)
+    return {label: out[label] for label in ordered}

@@ -9,6 +9,28 @@ from .metrics import tag
 
 NOT_RUN, NOT_REACHED = "-", "not reached"
 
+# How each trace status reads in a table. "ok" is what older traces wrote for a solver that returned by itself;
+# newer ones write "stalled" when it returned before its budget with the MSR still above the target.
+STATUS_WORDS = {
+    "ok": "finished by itself",
+    "stalled": "stopped early, above target",
+    "budget": "used its whole budget",
+    "target": "reached the stop target",
+    "diverged": "diverged",
+    "timeout": "killed at the job timeout",
+    "error": "failed with an error",
+    "unavailable": "unavailable here",
+}
+
+
+def status_words(summary: str) -> str:
+    """'budget x2, diverged x1' -> 'used its whole budget x2, diverged x1' (unknown statuses kept as they are)."""
+    out = []
+    for part in str(summary).split(", "):
+        word, _, count = part.partition(" x")
+        out.append(STATUS_WORDS.get(word, word) + (f" x{count}" if count else ""))
+    return ", ".join(dict.fromkeys(out))
+
 
 def fmt_time(x: float) -> str:
     if pd.isna(x):
@@ -55,7 +77,8 @@ def size_table(cells: pd.DataFrame, targets, target: float, reference: str | Non
     """One grid size of one problem: a row per solver, fastest (setup + solve to ``target``) first."""
     rows = []
     for _, r in _order(cells, target).iterrows():
-        row = {"solver": r["label"], "family": r["family"], "status": r["status"], "runs": int(r["repeats"]),
+        row = {"solver": r["label"], "family": r["family"], "status": status_words(r["status"]),
+               "runs": int(r["repeats"]),
                "setup [s]": spread(r, "setup_s", fmt_time)}
         for t in targets:
             row[f"t to {tag(t)} [s]"] = spread(r, f"t@{tag(t)}", fmt_time)
@@ -83,7 +106,7 @@ def ranking_table(ranking: pd.DataFrame, target: float, reference: str | None) -
         f"median solve to {tg} [s]": ranking["median_solve"].map(fmt_time),
         f"median speedup vs {reference or 'cg'}": ranking["median_speedup"].map(fmt_ratio),
         "median best MSR": ranking["median_best_msr"].map(fmt_sci),
-        "status": ranking["status"],
+        "status": ranking["status"].map(status_words),
         "reason / message": ranking["message"],
     })
     return out
@@ -93,9 +116,53 @@ def failure_table(failures: pd.DataFrame) -> pd.DataFrame:
     if failures.empty:
         return pd.DataFrame(columns=["solver", "status", "grid sizes", "drawn", "reason / message"])
     drawn = failures["ran"].fillna(False).map(lambda r: "yes, up to the failure" if r else "no (never ran)")
-    return pd.DataFrame({"solver": failures["label"], "status": failures["status"],
+    return pd.DataFrame({"solver": failures["label"], "status": failures["status"].map(status_words),
                          "grid sizes": failures["sizes"].fillna("all"), "drawn": drawn,
                          "reason / message": failures["message"]})
+
+
+def scaling_table(solve: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
+    """One row per solver: exponents (solve, setup+solve), the sizes fitted, and the overhead warning."""
+    m = solve.merge(total, on=["problem", "label"], suffixes=("_solve", "_total"), how="outer")
+
+    def p(x: float) -> str:
+        return "-" if pd.isna(x) else f"{x:.2f}"
+
+    return pd.DataFrame({
+        "solver": m["label"],
+        "p (solve)": m["exponent_solve"].map(p),
+        "p (setup+solve)": m["exponent_total"].map(p),
+        "fitted over n =": m["fit_sizes_total"].where(m["fit_sizes_total"] != "", m["fit_sizes_solve"])
+                                                .replace("", "- (fewer than 2 sizes reached)"),
+        "overhead dominates (setup+solve)": m["overhead_total"].replace("", "-"),
+    })
+
+
+def bill_table(bill: pd.DataFrame, target: float) -> pd.DataFrame:
+    from .costs import payback_words
+
+    tg = tag(target)
+    return pd.DataFrame({
+        "neural solver": bill["label"], "n": bill["n"],
+        "training [s]": bill["training_s"].map(lambda x: "not recorded" if pd.isna(x) else f"{x:,.0f}"),
+        "training hardware": bill["hardware"].replace("", "-"),
+        f"neural setup+solve to {tg} [s]": bill["t_neural"].map(fmt_time),
+        "best other solver": bill["best"].replace("", "-"),
+        f"best other's setup+solve to {tg} [s]": bill["t_best"].map(fmt_time),
+        "saved per solve [s]": bill["saving"].map(lambda x: NOT_RUN if pd.isna(x) else f"{x:.3g}"),
+        "solves to pay back the training": [payback_words(r) for r in bill.itertuples()],
+    })
+
+
+def threads_table(rows: pd.DataFrame, target: float) -> pd.DataFrame:
+    tg = tag(target)
+    return pd.DataFrame({
+        "solver": rows["base"], "n": rows["n"],
+        "threads": [f"{a} vs {b}" for a, b in zip(rows["threads_lo"], rows["threads_hi"], strict=True)],
+        f"setup+solve to {tg}, fewest threads [s]": rows["t_lo"].map(fmt_time),
+        f"setup+solve to {tg}, most threads [s]": rows["t_hi"].map(fmt_time),
+        "speed-up from the extra cores": rows["speedup"].map(fmt_ratio),
+    })
 
 
 def environment_table(pairs: list[tuple[str, str]]) -> pd.DataFrame:
