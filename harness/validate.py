@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 import sys
 import typing
 from collections.abc import Iterable
@@ -227,8 +228,8 @@ def _show(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, str):
-        return value if value else "''"
+    if isinstance(value, str):  # quoted when a bare string would be unreadable in one line
+        return value if value and value.isprintable() and not any(c.isspace() for c in value) else repr(value)
     return repr(value)
 
 
@@ -255,6 +256,10 @@ def check_params(section: str, owner: str, params: dict[str, Param], values: dic
         if p is None or key in SKIP:
             continue  # from a config file but not in the signature (e.g. a test's _target_ override)
         full = f"{section}.{key}"
+        if key == "device":
+            if not (isinstance(value, str) and re.fullmatch(r"cpu|cuda(:\d+)?", value)):
+                return f"{full}={_show(value)} is not valid for {owner}: use cpu, cuda or cuda:N (e.g. {full}=cpu)"
+            continue
         choices = _choices(key, module_name, owner)
         if choices is not None and value in choices:
             continue
