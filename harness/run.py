@@ -254,7 +254,9 @@ def check_values(argv: list[str], max_groups: int = 200) -> str | None:
 
 
 def plan_output(argv: list[str]) -> tuple[Path | None, list[str], str | None]:
-    """(folder this run owns, overrides that pin Hydra to it, or a one-line refusal).
+    """(folder this run owns, overrides that pin Hydra to it, a one-line refusal or None). The
+    folder is None when it could not be worked out; else a refusal is given only once the folder's
+    lock is held (a folder in use is reported as such, not as already holding a sweep).
 
     The folder is resolved now (``${now:...}`` included) and handed to Hydra, so the
     folder locked is the folder written. A sweep goes to a folder that holds no other
@@ -273,19 +275,19 @@ def plan_output(argv: list[str]) -> tuple[Path | None, list[str], str | None]:
             return Path(str(cfg.resume)).expanduser().resolve(), [], None
         if multirun:
             subdir = str(OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir"))
-            if not any(part in subdir for part in PER_JOB):
-                return None, [], (f"hydra.sweep.subdir={subdir} has no ${{hydra.job.num}}: every job of the sweep "
-                                  f"would write to the same folder (e.g. hydra.sweep.subdir=${{hydra.job.num}})")
             folder = Path(str(cfg.hydra.sweep.dir)).expanduser().absolute()
+            if not any(part in subdir for part in PER_JOB):
+                return folder, [], (f"hydra.sweep.subdir={subdir} has no ${{hydra.job.num}}: every job of the sweep "
+                                  f"would write to the same folder (e.g. hydra.sweep.subdir=${{hydra.job.num}})")
             held = _holds_sweep(folder)
             if held:
-                return None, [], (f"hydra.sweep.dir={folder} already holds a sweep ({held}): add the missing jobs "
+                return folder, [], (f"hydra.sweep.dir={folder} already holds a sweep ({held}): add the missing jobs "
                                   f"with resume={folder}, or choose a new folder")
             pin = [] if "hydra.sweep.dir" in given else [f"hydra.sweep.dir={_quoted(str(folder))}"]
             return folder, pin, None
         folder = Path(str(cfg.hydra.run.dir)).expanduser().absolute()
         if (folder / "trace.parquet").exists():
-            return None, [], (f"hydra.run.dir={folder} already holds a job's trace: choose a new folder "
+            return folder, [], (f"hydra.run.dir={folder} already holds a job's trace: choose a new folder "
                               f"(a job never overwrites another one)")
         pin = [] if "hydra.run.dir" in given else [f"hydra.run.dir={_quoted(str(folder))}"]
         return folder, pin, None
@@ -415,13 +417,16 @@ def cli() -> None:
         main()
         return
     folder, pin, problem = plan_output(argv)
-    if problem:
+    if folder is None:
         _refuse(problem)
     lock = FolderLock(folder)
     try:
         lock.acquire()
     except FolderBusy as exc:
         _refuse(str(exc))
+    if problem:
+        lock.release()
+        _refuse(problem)
     if lock.stale:
         print(f"note: took over the lock of a run that is gone ({describe(lock.stale)})", file=sys.stderr)
     previous = {sig: signal.signal(sig, _stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}

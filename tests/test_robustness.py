@@ -521,7 +521,8 @@ def test_output_folder_rules(tmp_path):
     folder, pin, problem = plan_output(["-m", f"hydra.sweep.dir={sweep}"])  # empty: fine
     assert problem is None and folder == sweep and pin == []
     (sweep / "multirun.yaml").write_text("")
-    _, _, problem = plan_output(["-m", f"hydra.sweep.dir={sweep}"])
+    folder, _, problem = plan_output(["-m", f"hydra.sweep.dir={sweep}"])
+    assert folder == sweep
     assert f"already holds a sweep (multirun.yaml): add the missing jobs with resume={sweep}" in problem
     _, _, problem = plan_output(["-m", f"hydra.sweep.dir={tmp_path}/new", "hydra.sweep.subdir=fixed"])
     assert "hydra.sweep.subdir=fixed has no ${hydra.job.num}" in problem
