@@ -226,34 +226,42 @@ def sweeper_params(argv: list[str]) -> dict[str, str]:
 
     first = job_variants([a for a in argv if a.split("=", 1)[0].lstrip("+~").split(".")[0] in ("sweep", "hydra")
                           or a.split("=", 1)[0].lstrip("+~").startswith("hydra/")])[0]
+    if not first:
+        return {}  # conf/config.yaml itself sweeps nothing
     hc = compose("config", overrides=first, return_hydra_config=True)
     return {str(k): str(v) for k, v in (hc.hydra.sweeper.get("params") or {}).items()}
 
 
 def check_values(argv: list[str], max_groups: int = 200) -> str | None:
     """Compose every job's config as Hydra will and check every value (``harness.validate``); one line
-    for the first problem, or None. Configs that differ only in values (not in config groups) are
-    checked without a second composition."""
+    for the first problem, or None."""
+    return _check_values(argv, max_groups)[0]
+
+
+def _check_values(argv: list[str], max_groups: int = 200):
+    """(one line or None, the first job's config with its hydra section, for ``plan_output``)."""
     from hydra import compose, initialize_config_dir
 
     from harness.validate import config_error
 
+    first = None
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="run"):
             params = sweeper_params(argv)
             for i, overrides in enumerate(job_variants(argv, params)):
                 if i >= max_groups:
                     break
-                cfg = compose("config", overrides=overrides)
+                cfg = compose("config", overrides=overrides, return_hydra_config=i == 0)
+                first = cfg if i == 0 else first
                 line = config_error(cfg, added_keys(overrides))
                 if line:
-                    return line
+                    return line, first
     except Exception as exc:  # noqa: BLE001 - whatever Hydra says, as one line
-        return _one_line(exc)
-    return None
+        return _one_line(exc), first
+    return None, first
 
 
-def plan_output(argv: list[str]) -> tuple[Path | None, list[str], str | None]:
+def plan_output(argv: list[str], cfg=None) -> tuple[Path | None, list[str], str | None]:
     """(folder this run owns, overrides that pin Hydra to it, a one-line refusal or None). The
     folder is None when it could not be worked out; else a refusal is given only once the folder's
     lock is held (a folder in use is reported as such, not as already holding a sweep).
@@ -267,8 +275,10 @@ def plan_output(argv: list[str]) -> tuple[Path | None, list[str], str | None]:
     from omegaconf import OmegaConf
 
     try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="run"):
-            cfg = compose("config", overrides=job_variants(argv, sweeper_params(argv))[0], return_hydra_config=True)
+        if cfg is None or "hydra" not in cfg:  # cli() passes the config _check_values composed
+            with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="run"):
+                cfg = compose("config", overrides=job_variants(argv, sweeper_params(argv))[0],
+                              return_hydra_config=True)
         multirun = "-m" in argv or "--multirun" in argv or cfg.hydra.mode == RunMode.MULTIRUN
         given = {a.split("=", 1)[0] for a in argv if "=" in a}
         if cfg.get("resume"):
@@ -408,7 +418,10 @@ def _stop_on(sig, frame) -> None:
 
 def cli() -> None:
     argv = sys.argv[1:]
-    problem = check_arguments(argv) or check_values(argv)
+    problem = check_arguments(argv)
+    if problem:
+        _refuse(problem)
+    problem, first = _check_values(argv)
     if problem:
         _refuse(problem)
     argv = resume_arguments(argv)
@@ -416,7 +429,7 @@ def cli() -> None:
         sys.argv = [sys.argv[0], *argv]
         main()
         return
-    folder, pin, problem = plan_output(argv)
+    folder, pin, problem = plan_output(argv, first if argv == sys.argv[1:] else None)
     if folder is None:
         _refuse(problem)
     lock = FolderLock(folder)
