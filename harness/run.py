@@ -55,7 +55,9 @@ def _parse(arg: str):
         return OverridesParser.create().parse_overrides([arg])[0], None
     except HydraException as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, f"malformed override {arg!r} ({detail}); see python -m harness.run --help"
+        detail = detail.split(" expecting ", 1)[0]  # Hydra's list of every token it could take: noise here
+        return None, (f"malformed override {arg!r} ({detail}): use key=value, or key=a,b,c to sweep "
+                      f"(e.g. problem.n=64,128); see python -m harness.run --help")
 
 
 def _values(override) -> list[str] | None:
@@ -80,11 +82,11 @@ def _unwritable(key: str, value: str) -> str | None:
             return f"resume={value}: no such sweep folder (give the folder a sweep wrote, e.g. results/<sweep>/<stamp>)"
         probe = target
     if not probe.is_dir():
-        return f"{key}={value}: cannot write results there, {probe} is a file, not a folder"
+        return f"{key}={value}: cannot write results there, {probe} is a file, not a folder: choose another folder"
     try:  # os.access says yes to root everywhere; creating a folder is the real test
         Path(tempfile.mkdtemp(prefix=".harness-probe-", dir=probe)).rmdir()
     except OSError as exc:
-        return f"{key}={value}: cannot write results there ({probe}: {exc.strerror or exc})"
+        return f"{key}={value}: cannot write results there ({probe}: {exc.strerror or exc}): choose another folder"
     return None
 
 

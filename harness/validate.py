@@ -374,7 +374,7 @@ def config_error(cfg: Any, added: Iterable[str] = ()) -> str | None:
     for key in sorted(top - declared_top):
         close = difflib.get_close_matches(key, sorted(declared_top), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        return f"+{key}: no such setting; {hint}see conf/config.yaml for the settings"
+        return f"+{key}: no such setting; {hint}valid: {', '.join(sorted(declared_top - {'check', 'hydra', 'sweep'}))}"
     for key in sorted(a for a in added if a.startswith("budget.")):
         if key.split(".", 1)[1] not in BudgetModel.model_fields:
             return f"+{key}: no such budget setting; valid: {', '.join(BudgetModel.model_fields)}"
