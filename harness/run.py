@@ -132,7 +132,13 @@ def _one_line(exc: Exception) -> str:
         i = next(i for i, ln in enumerate(lines) if ln.startswith("Available options"))
         options = [ln for ln in lines[i + 1:] if not ln.startswith(("Config search path", "provider="))]
         return f"{lines[0]}; available: {', '.join(options)}"
-    return " ".join(lines[:2]) if lines[0].startswith("Could not override") else lines[0]
+    if lines[0].startswith("Could not override") and len(lines) > 1:  # Hydra: the key is not in the config
+        key = lines[0].split("'")[1] if lines[0].count("'") >= 2 else ""
+        if key.startswith("solver."):
+            return (f"{lines[0].rstrip('.')}: the solver's config has no such key (in a sweep, every solver "
+                    f"must have it). {lines[1]} only if the solver takes that parameter")
+        return f"{lines[0].rstrip('.')}: no such key in the config. {lines[1]} only if it is a real setting"
+    return lines[0]
 
 
 def _typed_values(override) -> list:

@@ -75,8 +75,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
         "empty solver": (["solver="], run_, "error: solver= needs a value; valid: "),
         "bad value in a sweep": (["+sweep=laplace_scaling", "problem.n=64,4"], run_, "error: problem.n=4 is not valid"),
         "unknown solver parameter": (["solver.bogus=1"], run_,
-                                     "error: Could not override 'solver.bogus'. To append to your config use "
-                                     "+solver.bogus=1"),
+                                     "error: Could not override 'solver.bogus': the solver's config has no such key"),
         "missing checkpoint": (["solver=metamizer", "solver.checkpoint=/nonexistent"], run_,
                                "checkpoint /nonexistent not found"),
         "corrupt checkpoint": (["solver=metamizer", f"solver.checkpoint={garbage}"], run_,
