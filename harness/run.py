@@ -1,30 +1,44 @@
 """Entry point: ``python -m harness.run [overrides]`` (one job) or ``+sweep=NAME`` (a sweep).
 
-Command-line values are checked before Hydra starts (names, grid sizes,
-budgets, the override grammar, the results folder), so a mistake costs one
-line naming the fix and writes nothing. ``resume=<sweep folder>`` re-runs a
-sweep into that folder, skipping the jobs it already holds (``harness.resume``).
+Before Hydra starts: the override grammar, group names and results folders
+(``check_arguments``), then every value of every job the command will run
+(``check_values``: each composed config through ``harness.validate``), so a
+mistake costs one line naming the key, the value and the fix, and writes
+nothing. Then the output folder is claimed (``harness.lock``): one run at a
+time per sweep or run folder, a sweep never into a folder that already holds
+another sweep (use ``resume=`` to add to it), a single job never into a folder
+that holds a trace. ``resume=<sweep folder>`` re-runs a sweep into that folder,
+skipping the jobs it already holds (``harness.resume``). SIGTERM and SIGHUP
+stop a sweep like Ctrl-C: the finished jobs are kept and the resume command is
+printed.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import shutil
+import signal
 import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from harness.lock import LOCK_NAME, FolderBusy, FolderLock, describe
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MIN_GRID = 8  # = problems.MIN_GRID (not imported: a bad command line fails before the heavy imports)
+GROUPS = ("solver", "problem", "sweep")
+INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc",
+              "--version")
+PER_JOB = ("${hydra.job.num}", "${hydra.job.id}", "${hydra.job.override_dirname}")
 log = logging.getLogger("harness")
 
 # New jobs of a resumed sweep go to fresh folders (never into an old job's folder,
 # whose Hydra job number may now belong to a different job).
 RESUMED_SUBDIR = "${problem.name}_n${problem.n}/${solver.name}/resumed-STAMP-${hydra.job.num}"
 RESUMED_RUN_DIR = "${problem.name}_n${problem.n}/${solver.name}/resumed-STAMP"
-POSITIVE_INT = ("budget.max_iters", "repeats")
-POSITIVE_NUMBER = ("budget.max_seconds", "job_timeout_s")
 DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "resume")
 
 
@@ -41,7 +55,9 @@ def _parse(arg: str):
         return OverridesParser.create().parse_overrides([arg])[0], None
     except HydraException as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, f"malformed override {arg!r} ({detail}); see python -m harness.run --help"
+        detail = detail.split(" expecting ", 1)[0]  # Hydra's list of every token it could take: noise here
+        return None, (f"malformed override {arg!r} ({detail}): use key=value, or key=a,b,c to sweep "
+                      f"(e.g. problem.n=64,128); see python -m harness.run --help")
 
 
 def _values(override) -> list[str] | None:
@@ -66,11 +82,11 @@ def _unwritable(key: str, value: str) -> str | None:
             return f"resume={value}: no such sweep folder (give the folder a sweep wrote, e.g. results/<sweep>/<stamp>)"
         probe = target
     if not probe.is_dir():
-        return f"{key}={value}: cannot write results there, {probe} is a file, not a folder"
+        return f"{key}={value}: cannot write results there, {probe} is a file, not a folder: choose another folder"
     try:  # os.access says yes to root everywhere; creating a folder is the real test
         Path(tempfile.mkdtemp(prefix=".harness-probe-", dir=probe)).rmdir()
     except OSError as exc:
-        return f"{key}={value}: cannot write results there ({probe}: {exc.strerror or exc})"
+        return f"{key}={value}: cannot write results there ({probe}: {exc.strerror or exc}): choose another folder"
     return None
 
 
@@ -93,23 +109,6 @@ def check_arguments(argv: list[str]) -> str | None:
                 if v not in valid:
                     what = f"{key}= needs a value" if v == "" else f"unknown {key} {v!r}"
                     return f"{what}; valid: {', '.join(valid)}"
-        elif key in ("problem.n", "problem.h", "problem.w"):
-            for v in values:
-                if v in ("null", "None") and key != "problem.n":
-                    continue
-                if not v.lstrip("-").isdigit() or int(v) < MIN_GRID:
-                    return f"{key}={v} is not a grid size: use an integer >= {MIN_GRID} (e.g. {key}=64)"
-        elif key in POSITIVE_INT + POSITIVE_NUMBER:
-            for v in values:
-                if key == "job_timeout_s" and v in ("null", "None"):
-                    continue
-                try:
-                    ok = float(v) > 0 and (key in POSITIVE_NUMBER or float(v).is_integer())
-                except ValueError:
-                    ok = False
-                if not ok:
-                    kind = "a positive number" if key in POSITIVE_NUMBER else "a positive integer"
-                    return f"{key}={v} must be {kind}"
         elif key in DIR_KEYS:
             if not values[0]:
                 return f"{key}= needs a folder"
@@ -133,31 +132,195 @@ def _one_line(exc: Exception) -> str:
         i = next(i for i, ln in enumerate(lines) if ln.startswith("Available options"))
         options = [ln for ln in lines[i + 1:] if not ln.startswith(("Config search path", "provider="))]
         return f"{lines[0]}; available: {', '.join(options)}"
-    return " ".join(lines[:2]) if lines[0].startswith("Could not override") else lines[0]
+    if lines[0].startswith("Could not override") and len(lines) > 1:  # Hydra: the key is not in the config
+        key = lines[0].split("'")[1] if lines[0].count("'") >= 2 else ""
+        if key.startswith("solver."):
+            return (f"{lines[0].rstrip('.')}: the solver's config has no such key (in a sweep, every solver "
+                    f"must have it). {lines[1]} only if the solver takes that parameter")
+        return f"{lines[0].rstrip('.')}: no such key in the config. {lines[1]} only if it is a real setting"
+    return lines[0]
 
 
-def check_composition(argv: list[str], max_configs: int = 40) -> str | None:
-    """Compose the config as Hydra will (each value of a swept key once); one line if that fails."""
+def _typed_values(override) -> list:
+    """The typed value(s) of an override: every value of a discrete sweep, one otherwise."""
+    from hydra.core.override_parser.types import Transformer
+
+    if override.is_sweep_override():
+        return list(override.sweep_iterator(transformer=Transformer.identity)) if override.is_discrete_sweep() else []
+    return [override.value()]
+
+
+def _as_override(prefix: str, key: str, value) -> str:
+    """An override string that Hydra parses back to ``value``."""
+    return f"{prefix}{key}={_hydra_text(value)}"
+
+
+def _hydra_text(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_text(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    plain = text and all(c.isalnum() or c in "_-./:" for c in text) and text.lower() not in (
+        "null", "true", "false", "inf", "nan", "-inf")
+    try:
+        float(text)
+        plain = False  # "5" given as a string stays a string
+    except ValueError:
+        pass
+    return text if plain else _quoted(text)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def job_variants(argv: list[str], sweep_params: dict[str, str] | None = None) -> list[list[str]]:
+    """Override lists that cover every value of every swept key of the command (plus those of
+    ``sweep_params``, a sweep file's ``hydra.sweeper.params``), without the full product: keys that
+    depend on each other (a solver and its ``solver.*`` parameters; a problem and ``problem.*``)
+    vary together, other keys one at a time. Each list composes to one job's config."""
+    entries: dict[str, tuple[str, list]] = {}  # key -> (prefix, values), in command order
+    for arg in [f"{k}={v}" for k, v in (sweep_params or {}).items()] + [
+            a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]:
+        override, error = _parse(arg)
+        if override is None:
+            continue
+        if override.is_delete():
+            entries[override.get_key_element()] = ("", [arg])
+            continue
+        values = _typed_values(override)
+        if not values:
+            continue  # a range or interval sweep of floats: Hydra's sweeper refuses it itself
+        key = override.key_or_group
+        prefix = override.get_key_element()[: -len(key)] if override.get_key_element().endswith(key) else ""
+        entries[key] = (prefix, values)
+
+    def as_args(choice: dict[str, object]) -> list[str]:
+        out = []
+        for key, (prefix, values) in entries.items():
+            if len(values) == 1 and isinstance(values[0], str) and values[0].startswith("~"):
+                out.append(values[0])
+            else:
+                out.append(_as_override(prefix, key, choice.get(key, values[0])))
+        return out
+
+    swept = {k: v for k, (_, v) in entries.items() if len(v) > 1}
+    variants = [as_args({})]
+    for family in ("solver", "problem"):
+        keys = [k for k in swept if k == family or k.startswith(family + ".")]
+        for combo in itertools.islice(itertools.product(*(swept[k] for k in keys)), 1, 2000):
+            variants.append(as_args(dict(zip(keys, combo, strict=True))))
+    for key in swept:
+        if key.split(".", 1)[0] not in ("solver", "problem"):
+            variants += [as_args({key: v}) for v in swept[key][1:]]
+    return variants
+
+
+def added_keys(overrides: list[str]) -> list[str]:
+    """Dotted keys added with ``+key=`` or ``++key=`` (those must be declared settings)."""
+    return [o.split("=", 1)[0].lstrip("+") for o in overrides if o.startswith("+") and "=" in o]
+
+
+def sweeper_params(argv: list[str]) -> dict[str, str]:
+    """``hydra.sweeper.params`` of the sweep file the command names (``+sweep=NAME``), if any."""
+    from hydra import compose
+
+    first = job_variants([a for a in argv if a.split("=", 1)[0].lstrip("+~").split(".")[0] in ("sweep", "hydra")
+                          or a.split("=", 1)[0].lstrip("+~").startswith("hydra/")])[0]
+    if not first:
+        return {}  # conf/config.yaml itself sweeps nothing
+    hc = compose("config", overrides=first, return_hydra_config=True)
+    return {str(k): str(v) for k, v in (hc.hydra.sweeper.get("params") or {}).items()}
+
+
+def check_values(argv: list[str], max_groups: int = 200) -> str | None:
+    """Compose every job's config as Hydra will and check every value (``harness.validate``); one line
+    for the first problem, or None."""
+    return _check_values(argv, max_groups)[0]
+
+
+def _check_values(argv: list[str], max_groups: int = 200):
+    """(one line or None, the first job's config with its hydra section, for ``plan_output``)."""
     from hydra import compose, initialize_config_dir
 
-    overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
-    parsed = [(a, _parse(a)[0]) for a in overrides]
-    base, variants = [], []
-    for i, (arg, ov) in enumerate(parsed):
-        values = _values(ov) if ov is not None and ov.is_sweep_override() else None
-        if not values:
-            base.append(arg)
-            continue
-        key = ov.get_key_element()
-        base.append(f"{key}={values[0]}")
-        variants += [(i, f"{key}={v}") for v in values[1:]]
-    configs = [base] + [base[:i] + [v] + base[i + 1:] for i, v in variants]
+    from harness.validate import config_error
+
+    first = None
     try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="check"):
-            for ovs in configs[:max_configs]:
-                compose("config", overrides=ovs)
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="run"):
+            params = sweeper_params(argv)
+            for i, overrides in enumerate(job_variants(argv, params)):
+                if i >= max_groups:
+                    break
+                cfg = compose("config", overrides=overrides, return_hydra_config=i == 0)
+                first = cfg if i == 0 else first
+                line = config_error(cfg, added_keys(overrides))
+                if line:
+                    return line, first
     except Exception as exc:  # noqa: BLE001 - whatever Hydra says, as one line
-        return _one_line(exc)
+        return _one_line(exc), first
+    return None, first
+
+
+def plan_output(argv: list[str], cfg=None) -> tuple[Path | None, list[str], str | None]:
+    """(folder this run owns, overrides that pin Hydra to it, a one-line refusal or None). The
+    folder is None when it could not be worked out; else a refusal is given only once the folder's
+    lock is held (a folder in use is reported as such, not as already holding a sweep).
+
+    The folder is resolved now (``${now:...}`` included) and handed to Hydra, so the
+    folder locked is the folder written. A sweep goes to a folder that holds no other
+    sweep (or to ``resume=``'s folder), each job to its own subfolder; a single job to a
+    folder without a trace."""
+    from hydra import compose, initialize_config_dir
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    try:
+        if cfg is None or "hydra" not in cfg:  # cli() passes the config _check_values composed
+            with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="run"):
+                cfg = compose("config", overrides=job_variants(argv, sweeper_params(argv))[0],
+                              return_hydra_config=True)
+        multirun = "-m" in argv or "--multirun" in argv or cfg.hydra.mode == RunMode.MULTIRUN
+        given = {a.split("=", 1)[0] for a in argv if "=" in a}
+        if cfg.get("resume"):
+            return Path(str(cfg.resume)).expanduser().resolve(), [], None
+        if multirun:
+            subdir = str(OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir"))
+            folder = Path(str(cfg.hydra.sweep.dir)).expanduser().absolute()
+            if not any(part in subdir for part in PER_JOB):
+                return folder, [], (f"hydra.sweep.subdir={subdir} has no ${{hydra.job.num}}: every job of the sweep "
+                                  f"would write to the same folder (e.g. hydra.sweep.subdir=${{hydra.job.num}})")
+            held = _holds_sweep(folder)
+            if held:
+                return folder, [], (f"hydra.sweep.dir={folder} already holds a sweep ({held}): add the missing jobs "
+                                  f"with resume={folder}, or choose a new folder")
+            pin = [] if "hydra.sweep.dir" in given else [f"hydra.sweep.dir={_quoted(str(folder))}"]
+            return folder, pin, None
+        folder = Path(str(cfg.hydra.run.dir)).expanduser().absolute()
+        if (folder / "trace.parquet").exists():
+            return folder, [], (f"hydra.run.dir={folder} already holds a job's trace: choose a new folder "
+                              f"(a job never overwrites another one)")
+        pin = [] if "hydra.run.dir" in given else [f"hydra.run.dir={_quoted(str(folder))}"]
+        return folder, pin, None
+    except Exception as exc:  # noqa: BLE001 - e.g. an output folder that does not resolve
+        return None, [], _one_line(exc)
+
+
+def _holds_sweep(folder: Path) -> str | None:
+    """What shows that ``folder`` already holds a sweep (its multirun.yaml, or a trace), or None."""
+    if (folder / "multirun.yaml").exists():
+        return "multirun.yaml"
+    if folder.is_dir():
+        for root, _, files in os.walk(folder):
+            if "trace.parquet" in files:
+                return f"{Path(root, 'trace.parquet').relative_to(folder)}"
     return None
 
 
@@ -184,9 +347,10 @@ def resume_arguments(argv: list[str]) -> list[str]:
 
 def remove_job_folder(out_dir: Path) -> None:
     """Remove a job folder that holds only what Hydra put there (.hydra/, run.log), and empty parents
-    inside results/. Never touches a folder with anything else in it."""
+    inside results/. Never touches a folder with anything else in it. (This run's own lock file is
+    removed, with the folders it created, when the lock is released.)"""
     out_dir = Path(out_dir)
-    if not out_dir.is_dir() or any(p.name not in (".hydra", "run.log") for p in out_dir.iterdir()):
+    if not out_dir.is_dir() or any(p.name not in (".hydra", "run.log", LOCK_NAME) for p in out_dir.iterdir()):
         return
     shutil.rmtree(out_dir / ".hydra", ignore_errors=True)
     (out_dir / "run.log").unlink(missing_ok=True)
@@ -208,6 +372,7 @@ def _main(cfg) -> None:
     from omegaconf import OmegaConf
 
     from harness.job import ConfigError, JobNotRun, run_job
+    from harness.results import TRACE_NAME
     from harness.resume import find_complete, job_key, solver_label
     from problems import ProblemError
 
@@ -232,6 +397,9 @@ def _main(cfg) -> None:
             log.info(f"{label:>14s} {cfg.problem.name} n={cfg.problem.n}  complete in {done.parent} (resume: skipped)")
             remove_job_folder(out_dir)
             return
+    if (out_dir / TRACE_NAME).exists():  # cli() refuses such folders; this guards any other way in
+        fail(f"{out_dir} already holds another job's trace: not overwritten (give each job its own folder)")
+        return
     try:
         run_job(cfg, out_dir, overrides, write_unstarted=not single)
     except JobNotRun as exc:
@@ -248,20 +416,61 @@ def main() -> None:
     hydra.main(config_path="../conf", config_name="config", version_base="1.3")(_main)()
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (kill, scancel, a closed terminal): stop like Ctrl-C."""
+
+
+def _stop_on(sig, frame) -> None:
+    raise Stopped(f"stopped by {signal.Signals(sig).name}")
+
+
 def cli() -> None:
     argv = sys.argv[1:]
-    problem = check_arguments(argv) or check_composition(argv)
+    problem = check_arguments(argv)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *resume_arguments(argv)]
+        _refuse(problem)
+    problem, first = _check_values(argv)
+    if problem:
+        _refuse(problem)
+    argv = resume_arguments(argv)
+    if any(a in INFO_FLAGS or a.startswith("--cfg") for a in argv):  # Hydra prints and exits: no folder
+        sys.argv = [sys.argv[0], *argv]
+        main()
+        return
+    folder, pin, problem = plan_output(argv, first if argv == sys.argv[1:] else None)
+    if folder is None:
+        _refuse(problem)
+    lock = FolderLock(folder)
+    try:
+        lock.acquire()
+    except FolderBusy as exc:
+        _refuse(str(exc))
+    if problem:
+        lock.release()
+        _refuse(problem)
+    if lock.stale:
+        print(f"note: took over the lock of a run that is gone ({describe(lock.stale)})", file=sys.stderr)
+    previous = {sig: signal.signal(sig, _stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    sys.argv = [sys.argv[0], *argv, *pin]
+    code = 0
     try:
         main()
-    except KeyboardInterrupt as exc:  # Ctrl-C, or a solver process stopped from outside (harness.guard)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM/SIGHUP, or a solver process stopped from outside
         why = str(exc) or "interrupted"
-        print(f"stopped: {why}. Finished jobs are kept; to run the rest of a sweep, repeat the command "
-              f"with resume=<its sweep folder>", file=sys.stderr)
-        sys.exit(130)
+        print(f"stopped: {why}. Finished jobs are kept; to run the rest, repeat the command with "
+              f"resume={folder}", file=sys.stderr)
+        code = 128 + signal.SIGTERM if isinstance(exc, Stopped) and "SIGTERM" in why else 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()
+    if code:
+        sys.exit(code)
+
+
+def _refuse(line: str) -> None:
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -144,3 +144,30 @@ class Preempted(_Jacobi):
         self.sweeps(problem, monitor, self.good)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(60)
+
+
+class OutOfMemory(_Jacobi):
+    """Really runs out of memory: caps its own process's address space (RLIMIT_AS, in the solver's
+    child process, so the harness process is untouched), then allocates ``gib`` GiB past the cap
+    and writes to it. The allocation fails in the C allocator (numpy raises MemoryError)."""
+
+    def __init__(self, name: str = "out_of_memory", gib: float = 2.0, **params):
+        super().__init__(name, **params)
+        self.gib = float(gib)
+
+    def solve(self, problem, monitor):
+        import resource
+
+        x = self.sweeps(problem, monitor, self.good)
+        used = _address_space_bytes()
+        resource.setrlimit(resource.RLIMIT_AS, (used + (256 << 20), resource.getrlimit(resource.RLIMIT_AS)[1]))
+        hog = np.ones(int(self.gib * (1 << 30)) // 8)  # past the cap: fails here
+        return x + hog[: x.size]
+
+
+def _address_space_bytes() -> int:
+    """This process's current virtual size (VmSize), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise OSError("no VmSize in /proc/self/status")

@@ -14,6 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.results import load, read_metadata
 
@@ -49,16 +51,31 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
     return {
         "unknown solver": (["solver=nope"], run_, "error: unknown solver 'nope'; valid: adadelta, "),
         "unknown problem": (["problem=nope"], run_, "error: unknown problem 'nope'; valid: laplace_bilinear"),
-        "n below 8": (["problem.n=4"], run_, "error: problem.n=4 is not a grid size: use an integer >= 8"),
-        "non-integer n": (["problem.n=6.5"], run_, "error: problem.n=6.5 is not a grid size"),
-        "zero budget": (["budget.max_seconds=0"], run_, "error: budget.max_seconds=0 must be a positive number"),
-        "negative budget": (["budget.max_iters=-5"], run_, "error: budget.max_iters=-5 must be a positive integer"),
+        "n below 8": (["problem.n=4"], run_, "error: problem.n=4 is not valid for laplace_bilinear: use an "
+                                              "integer >= 8"),
+        "non-integer n": (["problem.n=6.5"], run_, "error: problem.n=6.5 is not valid"),
+        "zero budget": (["budget.max_seconds=0"], run_, "error: budget.max_seconds=0 is not valid: use a positive "
+                                                        "number of seconds"),
+        "negative budget": (["budget.max_iters=-5"], run_, "error: budget.max_iters=-5 is not valid: use a positive "
+                                                           "integer"),
+        "threads -1": (["threads=-1"], run_, "error: threads=-1 is not valid: use a positive integer"),
+        "threads 0": (["threads=0"], run_, "error: threads=0 is not valid"),
+        "threads abc": (["threads=abc"], run_, "error: threads=abc is not valid"),
+        "seed abc": (["seed=abc"], run_, "error: seed=abc is not valid: use an integer in 0..4294967295"),
+        "added unknown parameter": (["+solver.bogus=1"], run_, "error: +solver.bogus=1: cg has no parameter 'bogus'"),
+        "misspelt parameter": (["solver=adam", "+solver.lrr=0.5"], run_,
+                               "error: +solver.lrr=0.5: adam has no parameter 'lrr'; did you mean solver.lr?"),
+        "divergence factor 0": (["budget.divergence_factor=0"], run_,
+                                "error: budget.divergence_factor=0 is not valid: use a factor > 1"),
+        "lr abc": (["solver=adam", "solver.lr=abc"], run_, "error: solver.lr=abc is not valid for adam: use a number"),
+        "target abc": (["budget.target_msr=abc"], run_, "error: budget.target_msr=abc is not valid: use an MSR >= 0"),
+        "checkpoint is a directory": (["solver=metamizer", "solver.checkpoint=/tmp"], run_,
+                                      "error: solver.checkpoint=/tmp is a directory"),
         "malformed sweep value": (["-m", "problem.n=64,,"], run_, "error: malformed override 'problem.n=64,,'"),
         "empty solver": (["solver="], run_, "error: solver= needs a value; valid: "),
-        "bad value in a sweep": (["+sweep=laplace_scaling", "problem.n=64,4"], run_, "error: problem.n=4 is not"),
+        "bad value in a sweep": (["+sweep=laplace_scaling", "problem.n=64,4"], run_, "error: problem.n=4 is not valid"),
         "unknown solver parameter": (["solver.bogus=1"], run_,
-                                     "error: Could not override 'solver.bogus'. To append to your config use "
-                                     "+solver.bogus=1"),
+                                     "error: Could not override 'solver.bogus': the solver's config has no such key"),
         "missing checkpoint": (["solver=metamizer", "solver.checkpoint=/nonexistent"], run_,
                                "checkpoint /nonexistent not found"),
         "corrupt checkpoint": (["solver=metamizer", f"solver.checkpoint={garbage}"], run_,
@@ -91,6 +108,8 @@ def bad_results(tmp_path_factory):
 
 
 CASES = ["unknown solver", "unknown problem", "n below 8", "non-integer n", "zero budget", "negative budget",
+         "threads -1", "threads 0", "threads abc", "seed abc", "added unknown parameter", "misspelt parameter",
+         "divergence factor 0", "lr abc", "target abc", "checkpoint is a directory",
          "malformed sweep value", "empty solver", "bad value in a sweep", "unknown solver parameter",
          "missing checkpoint", "corrupt checkpoint", "corrupt torch checkpoint", "missing file (test solver)",
          "grid too large", "unwritable results folder", "resume from nowhere", "report on an empty folder"]
@@ -116,7 +135,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(bad_results, case):
 def test_faults_are_recorded_and_reported(tmp_path):
     sweep = tmp_path / "faults"
     targets = ["solvers.krylov.Krylov", *(f"{FAULTY}.{c}" for c in
-                                          ("Raises", "ReturnsNaN", "Hangs", "StuckInC", "Segfaults"))]
+                                          ("Raises", "ReturnsNaN", "Hangs", "StuckInC", "Segfaults", "OutOfMemory"))]
     t0 = time.monotonic()
     proc = run("-m", f"solver._target_={','.join(targets)}", "problem.n=16", "budget.max_iters=50",
                "job_timeout_s=1", f"hydra.sweep.dir={sweep}", "progress=false")
@@ -126,7 +145,7 @@ def test_faults_are_recorded_and_reported(tmp_path):
     status = {label.split("=")[1].rsplit(".", 1)[-1].rstrip(")"): s
               for label, s in df.groupby("label").status.first().items()}
     assert status == {"Krylov": "budget", "Raises": "error", "ReturnsNaN": "diverged", "Hangs": "timeout",
-                      "StuckInC": "timeout", "Segfaults": "error"}
+                      "StuckInC": "timeout", "Segfaults": "error", "OutOfMemory": "error"}
     hung = df[df.label.str.contains("Hangs")]
     assert list(hung.iteration) == [0, 1, 2, 3]  # partial trace kept
 
@@ -137,7 +156,7 @@ def test_faults_are_recorded_and_reported(tmp_path):
     assert rep.returncode == 0, rep.stderr
     assert "warning: skipped" in rep.stderr and "older or foreign schema" in rep.stderr
     summary = (tmp_path / "report" / "summary.md").read_text()
-    for text in ("timeout", "diverged", "injected fault", "no result after 1 s", "SIGSEGV"):
+    for text in ("timeout", "diverged", "injected fault", "no result after 1 s", "SIGSEGV", "MemoryError"):
         assert text in summary
 
 
@@ -155,9 +174,8 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def test_a_killed_sweep_resumes_by_content(tmp_path):
     sweep = tmp_path / "rs"
-    common = ["+solver.delay=0.05", "budget.max_iters=60", "progress=false"]
-    proc = subprocess.Popen(command("-m", "problem.n=16,24",
-                                    f"solver._target_=solvers.krylov.Krylov,{FAULTY}.Slow",
+    common = [f"solver._target_={FAULTY}.Slow", "budget.max_iters=60", "progress=false"]
+    proc = subprocess.Popen(command("-m", "problem.n=16,24", "+solver.delay=0.001,0.05",
                                     *common, f"hydra.sweep.dir={sweep}"),
                             cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -176,20 +194,19 @@ def test_a_killed_sweep_resumes_by_content(tmp_path):
     done_before = (sweep / "laplace_bilinear_n16/cg/0/trace.parquet").stat().st_mtime_ns
 
     # narrowed (n=16 only) and reordered: the complete job is skipped, the killed one runs again
-    res = run("-m", "problem.n=16", f"solver._target_={FAULTY}.Slow,solvers.krylov.Krylov", *common,
-              f"resume={sweep}")
+    res = run("-m", "problem.n=16", "+solver.delay=0.05,0.001", *common, f"resume={sweep}")
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "note: took over the lock of a run that is gone (PID " in res.stderr  # the killed sweep's lock
     assert res.stdout.count("(resume: skipped)") == 1
     assert (sweep / "laplace_bilinear_n16/cg/0/trace.parquet").stat().st_mtime_ns == done_before
     resumed = sorted((sweep / "laplace_bilinear_n16/cg").glob("resumed-*"))
     assert len(resumed) == 1 and (resumed[0] / "trace.parquet").is_file()  # skipped job left no folder
     df = load(sweep)
     assert df.groupby("label").run_id.nunique().to_dict() == {
-        "cg(_target_=solvers.krylov.Krylov,delay=0.05)": 1, f"cg(_target_={FAULTY}.Slow,delay=0.05)": 1}
+        f"cg(_target_={FAULTY}.Slow,delay=0.001)": 1, f"cg(_target_={FAULTY}.Slow,delay=0.05)": 1}
     assert set(df.status) == {"budget"}
 
-    again = run("-m", "problem.n=16", f"solver._target_={FAULTY}.Slow,solvers.krylov.Krylov", *common,
-                f"resume={sweep}")
+    again = run("-m", "problem.n=16", "+solver.delay=0.05,0.001", *common, f"resume={sweep}")
     assert again.stdout.count("(resume: skipped)") == 2
     assert load(sweep).run_id.nunique() == 2
 
@@ -219,3 +236,97 @@ def test_concurrent_sweeps_with_every_launcher_lose_nothing(tmp_path):
     assert merged.run_id.nunique() == 6 and set(merged.status) <= {"budget", "ok"}
     for f in (tmp_path / "results" / "conc").rglob("trace.parquet"):
         assert read_metadata(f)["guard"]["isolated"] is True
+
+
+# ------------------------------------------------------------------------------ one run per folder
+def _start_slow_sweep(sweep: Path, delay: float = 0.05, iters: int = 40) -> subprocess.Popen:
+    """A sweep of three jobs of the Slow test solver (delay x iters seconds each) into ``sweep``."""
+    return subprocess.Popen(command("-m", "problem.n=16,20,24", f"solver._target_={FAULTY}.Slow",
+                                    f"+solver.delay={delay}", f"budget.max_iters={iters}", "progress=false",
+                                    f"hydra.sweep.dir={sweep}"),
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_first_job(proc: subprocess.Popen) -> None:
+    for line in proc.stdout:
+        if "#0 :" in line:
+            return
+    raise AssertionError("the sweep ended before its first job")
+
+
+def test_two_sweeps_into_one_folder_at_once_the_second_is_refused(tmp_path):
+    """The second sweep (and a resume) into a folder in use are refused in one line naming the owner;
+    the first sweep completes every job and nothing of it is overwritten."""
+    sweep = tmp_path / "shared"
+    first = _start_slow_sweep(sweep)
+    try:
+        _wait_for_first_job(first)
+        second = run("-m", "problem.n=16,20,24", "solver=cg,minres", "budget.max_iters=20", "progress=false",
+                     f"hydra.sweep.dir={sweep}")
+        resumed = run("-m", "problem.n=16,20,24", "solver=cg", "budget.max_iters=20", "progress=false",
+                      f"resume={sweep}")
+        rest = first.communicate(timeout=180)[0]
+    finally:
+        first.kill()
+    assert first.returncode == 0, rest[-2000:]
+    for proc in (second, resumed):
+        said = lines(proc)
+        assert proc.returncode == 2 and len(said) == 1, said
+        assert said[0].startswith(f"error: {sweep} is in use by another run (PID {first.pid}, started 20")
+    df = load(sweep)
+    assert len(df.run_id.unique()) == 3 and set(df.n) == {16, 20, 24} and set(df.status) == {"budget"}
+    assert len(list(sweep.rglob("trace.parquet"))) == 3
+    assert not (sweep / ".harness.lock").exists()  # released
+    again = run("-m", "problem.n=16", "solver=cg", "progress=false", f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 2 and f"add the missing jobs with resume={sweep}" in again.stderr
+
+
+def test_sigterm_stops_a_sweep_with_the_resume_line(tmp_path):
+    sweep = tmp_path / "term"
+    proc = _start_slow_sweep(sweep, iters=200)
+    try:
+        _wait_for_first_job(proc)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert f"stopped: stopped by SIGTERM. Finished jobs are kept; to run the rest, repeat the command with " \
+           f"resume={sweep}" in out
+    assert "Traceback" not in out and not (sweep / ".harness.lock").exists()
+    assert not list(sweep.rglob("trace.parquet"))  # the job it stopped recorded nothing: resume runs it
+
+
+def test_a_failed_job_never_touches_another_jobs_folder(tmp_path):
+    out = tmp_path / "good"
+    assert run("problem.n=16", "budget.max_iters=5", "progress=false", f"hydra.run.dir={out}").returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = run("solver=metamizer", "solver.checkpoint=/nonexistent", "problem.n=16", f"hydra.run.dir={out}")
+    assert bad.returncode == 2 and lines(bad) == [f"error: hydra.run.dir={out} already holds a job's trace: "
+                                                  f"choose a new folder (a job never overwrites another one)"]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+# ------------------------------------------------------------------------------ property-based, end to end
+# A few real runs of random values (most examples run in-process: tests/test_robustness.py): each is refused
+# with one line and no traceback, or runs and stores exactly the value given.
+@given(key=st.sampled_from(["budget.max_iters", "budget.max_seconds", "budget.divergence_factor", "seed", "repeats",
+                            "budget.target_msr"]),
+       value=st.one_of(st.integers(-3, 3), st.floats(-2, 2), st.sampled_from(["abc", "null", "1e-3", "true"])))
+@settings(max_examples=4, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_values_on_the_command_line(tmp_path_factory, key, value):
+    from harness.run import _hydra_text
+
+    out = tmp_path_factory.mktemp("prop") / "job"
+    arg = f"{key}={_hydra_text(value) if not isinstance(value, str) else value}"
+    proc = run("problem.n=16", "budget.max_iters=5", "isolate=false", "progress=false", arg, f"hydra.run.dir={out}")
+    said = lines(proc)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        assert len(said) == 1 and said[0].startswith(f"error: {key}=") and not out.exists(), said
+        return
+    stored = read_metadata(out / "trace.parquet")["config"]
+    for part in key.split("."):
+        stored = stored[part]
+    assert stored == value if not isinstance(value, str) else str(stored) == value.replace("null", "None")

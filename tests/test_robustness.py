@@ -5,8 +5,14 @@ The command-line end of the same features is in tests/test_cli.py.
 
 from __future__ import annotations
 
+import copy
+import json
+import math
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,13 +21,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness import guard, resume
 from harness.job import JobNotRun, run_job
+from harness.lock import LOCK_NAME, FolderBusy, FolderLock
 from harness.monitor import Budget
 from harness.results import ResultsError, load, read_metadata, write_trace
-from harness.run import MIN_GRID, check_arguments, remove_job_folder, resume_arguments
+from harness.run import MIN_GRID, check_arguments, check_values, plan_output, remove_job_folder, resume_arguments
 from harness.runner import run_solver
+from harness.validate import config_error
 from problems import MIN_GRID as PROBLEMS_MIN_GRID
 from problems import make_problem
 from tests import faulty_solvers as faulty
@@ -273,21 +283,60 @@ def test_write_trace_is_atomic_no_temp_left(tmp_path):
     (["problem=nope"], "unknown problem 'nope'; valid: "),
     (["+sweep=nope"], "unknown sweep 'nope'"),
     (["solver="], "solver= needs a value; valid: "),
-    (["problem.n=4"], "problem.n=4 is not a grid size: use an integer >= 8"),
-    (["problem.n=6.5"], "problem.n=6.5 is not a grid size"),
-    (["problem.n=abc"], "problem.n=abc is not a grid size"),
-    (["problem.n=range(4,32,8)"], "problem.n=4 is not a grid size"),
     (["problem.n=64,,"], "malformed override 'problem.n=64,,'"),
-    (["budget.max_seconds=0"], "budget.max_seconds=0 must be a positive number"),
-    (["budget.max_seconds=-1"], "budget.max_seconds=-1 must be a positive number"),
-    (["budget.max_iters=-5"], "budget.max_iters=-5 must be a positive integer"),
-    (["budget.max_iters=2.5"], "budget.max_iters=2.5 must be a positive integer"),
-    (["repeats=0"], "repeats=0 must be a positive integer"),
-    (["job_timeout_s=0"], "job_timeout_s=0 must be a positive number"),
     (["resume=/nonexistent/sweep"], "resume=/nonexistent/sweep: no such sweep folder"),
 ])
 def test_check_arguments_rejects(argv, expected):
     assert expected in (check_arguments(argv) or "")
+
+
+# Every value of every job, checked on the composed configs (harness.validate), before anything runs.
+@pytest.mark.parametrize("argv, expected", [
+    (["problem.n=4"], "problem.n=4 is not valid for laplace_bilinear: use an integer >= 8"),
+    (["problem.n=6.5"], "problem.n=6.5 is not valid"),
+    (["problem.n=abc"], "problem.n=abc is not valid"),
+    (["problem.n=range(4,32,8)"], "problem.n=4 is not valid"),
+    (["+sweep=laplace_scaling", "problem.n=64,4"], "problem.n=4 is not valid"),
+    (["budget.max_seconds=0"], "budget.max_seconds=0 is not valid: use a positive number of seconds"),
+    (["budget.max_seconds=-1"], "budget.max_seconds=-1 is not valid"),
+    (["budget.max_iters=-5"], "budget.max_iters=-5 is not valid: use a positive integer"),
+    (["budget.max_iters=2.5"], "budget.max_iters=2.5 is not valid: use a positive integer"),
+    (["budget.divergence_factor=0"], "budget.divergence_factor=0 is not valid: use a factor > 1"),
+    (["budget.target_msr=abc"], "budget.target_msr=abc is not valid: use an MSR >= 0, or null"),
+    (["repeats=0"], "repeats=0 is not valid: use a positive integer"),
+    (["job_timeout_s=0"], "job_timeout_s=0 is not valid: use a positive number of seconds, or null"),
+    (["threads=0"], "threads=0 is not valid: use a positive integer"),
+    (["threads=-1"], "threads=-1 is not valid"),
+    (["threads=abc"], "threads=abc is not valid"),
+    (["seed=abc"], "seed=abc is not valid: use an integer in 0..4294967295"),
+    (["verify_timing=1"], "verify_timing=1 is not valid: use true or false"),
+    (["+bogus=1"], "+bogus: no such setting"),
+    (["+solver.bogus=1"], "+solver.bogus=1: cg has no parameter 'bogus'"),
+    (["solver=adam", "+solver.lrr=0.5"], "+solver.lrr=0.5: adam has no parameter 'lrr'; did you mean solver.lr?"),
+    (["solver=adam", "solver.lr=abc"], "solver.lr=abc is not valid for adam: use a number > 0 (e.g. solver.lr=0.01"),
+    (["solver=adam", "solver.lr=0.1,-1"], "solver.lr=-1 is not valid for adam"),
+    (["+sweep=paper_lr_adam", "solver.lr=0.1,abc"], "solver.lr=abc is not valid for adam"),
+    (["solver=cg", "solver.method=nope"], "solver.method=nope is not valid for cg: use one of cg, minres"),
+    (["solver=adam", "solver.device=tpu"], "solver.device=tpu is not valid for adam: use cpu, cuda or cuda:N"),
+    (["solver=metamizer", "solver.checkpoint=/tmp"], "solver.checkpoint=/tmp is a directory"),
+    (["problem=laplace_harmonic", "problem.variant=zz"], "problem.variant=zz is not valid for laplace_harmonic"),
+    (["-m", "solver=adam,cg", "solver.lr=0.1"], "Could not override 'solver.lr'"),
+])
+def test_check_values_rejects(argv, expected):
+    line = check_values(argv)
+    assert line is not None and expected in line and "\n" not in line, line
+
+
+@pytest.mark.parametrize("argv", [
+    ["solver=adam", "solver.lr=0.5"],
+    ["solver=lbfgsb", "+solver.maxcor=20"],
+    ["solver=cg", "solver.preconditioner=ilu", "+solver.ilu_drop_tol=1e-4"],
+    ["+sweep=paper_lr_adam"],
+    ["problem=laplace_obstacles", "seed=3", "threads=2", "budget.target_msr=null"],
+    [f"solver._target_={FAULTY}.Slow", "+solver.delay=0.01"],
+])
+def test_check_values_accepts(argv):
+    assert check_values(argv) is None
 
 
 @pytest.mark.parametrize("argv", [
@@ -348,3 +397,145 @@ def test_faulty_solvers_behave_in_process():
     assert r.status == "error" and len(r.trace) == 4
     r = run_solver(p, faulty.ReturnsNaN("nan"), Budget(max_iters=10))
     assert r.status == "diverged"
+
+
+# ------------------------------------------------------------------------------ property-based bad input
+# Random values of every type for each config key, one key at a time, checked by the validation layer
+# directly (compose is slow, so each solver/problem config is composed once). Each value must either be
+# refused in one line naming the key and the value, or be used exactly as given by what consumes it.
+_COMPOSED: dict[tuple[str, str], dict] = {}
+
+
+def composed(solver: str, problem: str) -> dict:
+    from omegaconf import OmegaConf
+
+    if (solver, problem) not in _COMPOSED:
+        _COMPOSED[solver, problem] = OmegaConf.to_container(config(f"solver={solver}", f"problem={problem}"),
+                                                            resolve=True)
+    return copy.deepcopy(_COMPOSED[solver, problem])
+
+
+KEYS = [  # (key, solver, problem)
+    *((k, "cg", "laplace_bilinear") for k in (
+        "budget.max_iters", "budget.max_seconds", "budget.target_msr", "budget.divergence_factor", "repeats",
+        "seed", "threads", "verify_timing", "progress", "isolate", "memory_check", "job_timeout_s", "sweep_name",
+        "problem.n", "problem.h", "solver.method", "solver.preconditioner", "solver.restart", "solver.bogus")),
+    ("problem.seed", "cg", "laplace_obstacles"), ("problem.n_boxes", "cg", "laplace_obstacles"),
+    ("problem.variant", "cg", "laplace_harmonic"), ("problem.bogus", "cg", "laplace_bilinear"),
+    *((k, "adam", "laplace_bilinear") for k in ("solver.lr", "solver.gradient", "solver.optimizer",
+                                                "solver.device", "solver.lrr")),
+    ("solver.maxcor", "lbfgsb", "laplace_bilinear"), ("solver.hidden", "metamizer", "laplace_bilinear"),
+    ("solver.variant", "metamizer", "laplace_bilinear"), ("solver.workers", "dst", "laplace_bilinear"),
+    ("solver.kind", "pyamg_sa", "laplace_bilinear"), ("solver.cycle", "pyamg_sa", "laplace_bilinear"),
+]
+ANY_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6), st.sampled_from(["cg", "ilu", "exact", "cpu", "cuda:1", "V", "batch", "x2-y2", "all"]),
+    st.lists(st.integers(0, 9), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+
+
+def _consume_exactly(key: str, cfg: dict, value) -> None:
+    """What the harness does with an accepted value: it must take it as it is (no coercion, no error)."""
+    from hydra.utils import instantiate
+
+    section, _, name = key.rpartition(".")
+    if section == "budget":
+        assert getattr(Budget(**cfg["budget"]), name) == value
+    elif section == "problem":
+        p = dict(cfg["problem"])
+        if max(v for v in (p.get("n"), p.get("h"), p.get("w")) if isinstance(v, int)) <= 64:
+            make_problem(p.pop("name"), **p)
+        else:
+            assert type(value) is int
+    elif section == "solver":
+        solver = instantiate(cfg["solver"], _convert_="all")
+        assert solver.params.get(name, getattr(solver, name, None)) == value
+    elif name in ("repeats", "seed", "threads"):
+        assert type(value) is int and value >= (0 if name == "seed" else 1)
+    elif name in ("verify_timing", "progress", "isolate", "memory_check"):
+        assert type(value) is bool
+    elif name == "job_timeout_s":
+        assert value is None or (type(value) in (int, float) and math.isfinite(value) and value > 0)
+    elif name == "sweep_name":
+        assert isinstance(value, str) and value and "/" not in value
+
+
+@given(case=st.sampled_from(KEYS), value=ANY_VALUE)
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "400")), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_any_value_is_refused_in_one_line_or_used_exactly(case, value):
+    key, solver, problem = case
+    cfg = composed(solver, problem)
+    section, _, name = key.rpartition(".")
+    target = cfg[section] if section else cfg
+    added = [] if name in target else [key]
+    target[name] = value
+    line = config_error(cfg, added)
+    if line is not None:
+        assert "\n" not in line and "Traceback" not in line
+        assert line.lstrip("+").startswith(f"{key}") or line.startswith(f"+{key}"), line
+        return
+    assert name not in ("bogus", "lrr"), f"+{key}={value!r} (not a parameter) was accepted"
+    _consume_exactly(key, cfg, value)
+
+
+# ------------------------------------------------------------------------------ one run per folder
+def test_lock_refuses_a_second_owner_and_names_the_first(tmp_path):
+    folder = tmp_path / "a" / "b"
+    first = FolderLock(folder).acquire()
+    owner = json.loads((folder / LOCK_NAME).read_text())
+    assert owner["pid"] == os.getpid() and owner["started"]
+    with pytest.raises(FolderBusy, match=rf"in use by another run \(PID {os.getpid()}, started "):
+        FolderLock(folder).acquire()  # another open file description: its flock is refused
+    first.release()
+    assert not (tmp_path / "a").exists()  # the folders it created, removed while empty
+    with FolderLock(folder) as again:
+        assert again.stale is None
+        (folder / "keep").write_text("x")
+    assert (folder / "keep").exists() and not (folder / LOCK_NAME).exists()
+
+
+def test_lock_of_a_dead_run_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "started": "earlier", "host": socket.gethostname()}))
+    with FolderLock(tmp_path) as lock:
+        assert lock.stale["pid"] == dead.pid
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+
+
+def test_lock_of_a_live_run_holds_without_flock(tmp_path):
+    """Where flock is a no-op (some network file systems), a live PID with its start time still holds."""
+    from harness.lock import _proc_start
+
+    parent = os.getppid()
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": parent, "host": socket.gethostname(),
+                                                  "proc_start": _proc_start(parent), "started": "then"}))
+    with pytest.raises(FolderBusy, match=f"PID {parent}, started then"):
+        FolderLock(tmp_path).acquire()
+
+
+def test_output_folder_rules(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    folder, pin, problem = plan_output(["-m", f"hydra.sweep.dir={sweep}"])  # empty: fine
+    assert problem is None and folder == sweep and pin == []
+    (sweep / "multirun.yaml").write_text("")
+    folder, _, problem = plan_output(["-m", f"hydra.sweep.dir={sweep}"])
+    assert folder == sweep
+    assert f"already holds a sweep (multirun.yaml): add the missing jobs with resume={sweep}" in problem
+    _, _, problem = plan_output(["-m", f"hydra.sweep.dir={tmp_path}/new", "hydra.sweep.subdir=fixed"])
+    assert "hydra.sweep.subdir=fixed has no ${hydra.job.num}" in problem
+    run_job(config("budget.max_iters=5"), tmp_path / "job", [])
+    _, _, problem = plan_output([f"hydra.run.dir={tmp_path}/job"])
+    assert "already holds a job's trace" in problem
+    folder, pin, problem = plan_output([])  # the default stamped folder is resolved now and pinned
+    assert problem is None and "${" not in str(folder) and pin == [f"hydra.run.dir='{folder}'"]
+
+
+# ------------------------------------------------------------------------------ a real memory fault
+def test_real_out_of_memory_is_an_error_and_the_next_job_runs(tmp_path):
+    df = job(tmp_path, f"solver._target_={FAULTY}.OutOfMemory", name="oom")
+    assert set(df.status) == {"error"} and list(df.iteration) == [0, 1, 2, 3]  # partial trace kept
+    assert df.message.iloc[0].startswith("MemoryError: Unable to allocate 2.00 GiB")
+    assert set(job(tmp_path, "budget.max_iters=5", name="next").status) == {"budget"}  # this process is fine
