@@ -80,7 +80,7 @@ BASELINE_FILE = "trace.parquet"
 BASELINE_JSON = "baseline.json"
 DEFAULT_OUT = Path("reports") / "check"
 KEY = ["problem", "n", "solver"]
-OK_STATUSES = ("ok", "budget", "target")
+OK_STATUSES = ("ok", "budget", "target", "stalled")  # "ok": baselines written before "stalled" replaced it
 PER_SOLVER_KEYS = ("decades", "iters_rel", "noise_floor")
 
 __all__ = ["Deviation", "Tolerances", "compare", "load_baseline", "load_ci_config", "main", "regressions",

@@ -13,9 +13,16 @@ Two guards, both applied by ``harness.job.run_job``:
   (segfault) or is OOM-killed is reported the same way, with the rows it
   recorded before.
 
-  Timing is unaffected by construction: the solve clock lives in the child,
-  and rows are sent from inside ``Monitor._record``, i.e. while the solve clock
-  is paused. The parent sleeps in ``poll`` meanwhile (no CPU). ``fork`` shares
+  What the isolation does to timing: the solve clock lives in the child, rows
+  are written from inside ``Monitor._record`` while the solve clock is paused,
+  and the parent sleeps in ``poll`` meanwhile (no CPU). But a freshly forked
+  child is *cold*: its first solve pays one-off costs (first calls into
+  SciPy/torch code paths, memory pages touched for the first time,
+  copy-on-write faults on inherited pages) that a warm process does not; CG's
+  first iteration at n = 40 measured 0.6-2.4 ms against 0.1-0.3 ms warm. The
+  runner therefore runs an untimed warm-up solve after every setup
+  (``harness.runner.warm_up``), so the first repeat in a child is timed like
+  the later ones (benchmarks/bench_core.py prints the ratio). ``fork`` shares
   the parent's memory copy-on-write, so the problem is not copied or pickled.
   The parent never touches CUDA (a CUDA context does not survive ``fork``): the
   environment record, which asks torch for the GPU model, is taken in a child

@@ -211,7 +211,7 @@ def _attempt(cfg: DictConfig, problem: Problem, budget: Budget, progress, emit):
     if emit is not None:
         emit("info", info)
     result = run_solver(problem, solver, budget, verify_timing=bool(cfg.verify_timing), progress=progress,
-                        sink=emit)
+                        sink=emit, warmup=bool(cfg.get("warmup", True)))
     return result, info
 
 

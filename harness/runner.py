@@ -57,7 +57,7 @@ Sink = Callable[[str, Any], None]
 
 
 def run_solver(problem: Problem, solver: Solver, budget: Budget, *, verify_timing: bool = False,
-               progress=None, sink: Sink | None = None) -> JobResult:
+               progress=None, sink: Sink | None = None, warmup: bool = True) -> JobResult:
     """Set up, warm up and run ``solver`` on ``problem``; never raises for solver failures.
 
     Each call times a complete setup: the solver gets a ``fresh()`` copy of the
@@ -70,7 +70,8 @@ def run_solver(problem: Problem, solver: Solver, budget: Budget, *, verify_timin
     ``sink(kind, payload)``, if given, is told ``("setup", setup_s)`` when the
     setup is done and ``("row", row)`` for every trace row as it is recorded
     (off the solve clock), so a supervising process keeps a partial trace of a
-    solve that never returns (``harness.guard``).
+    solve that never returns (``harness.guard``). ``warmup=False`` skips the
+    warm-up (only to measure what it changes: benchmarks/bench_core.py).
     """
     problem = problem.fresh()
     reason = solver.available() or solver.supports(problem)
@@ -90,7 +91,7 @@ def run_solver(problem: Problem, solver: Solver, budget: Budget, *, verify_timin
     if sink is not None:
         sink("setup", setup_s)
     try:
-        warmup_s = warm_up(problem, solver, budget, plan)
+        warmup_s = warm_up(problem, solver, budget, plan) if warmup else float("nan")
         if solver.callbacks:
             result = _run_callback(problem, solver, budget, progress, sink)
         else:

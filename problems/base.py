@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from pyamg.gallery import stencil_grid  # imported here, not in _system: a forked child must not pay it
 
 from problems.stencil import STENCIL, apply_laplacian
 
@@ -179,8 +180,6 @@ class Problem:
         # (20-30x faster than our former hand-written COO assembly). Unknowns live inside the
         # bounding box of the interior; when obstacles punch holes in it, the matrix is the
         # box matrix restricted to the interior rows and columns (Dirichlet neighbours dropped).
-        from pyamg.gallery import stencil_grid
-
         inner = self._inner_interior
         rows, cols = np.nonzero(inner)
         box = inner[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
