@@ -91,12 +91,15 @@ def threads_in_use() -> dict[str, Any]:
     return {"torch": torch.get_num_threads(), **pools}
 
 
-def more_repeats(result: JobResult) -> bool:
+def more_repeats(result: JobResult, max_solve_s: float | None = None) -> bool:
     """Repeat a job only if its solve was short enough: one ended by max_seconds (or by a
-    timeout, or that never ran) gains nothing from being run again."""
+    timeout, or that never ran) gains nothing from being run again, nor does one whose solve
+    took ``max_solve_s`` or more (config ``repeat_solve_under_s``; null: no such limit)."""
     if result.trace.empty or result.status in (Status.TIMEOUT, Status.ERROR, Status.UNAVAILABLE):
         return False
-    return not (result.status == Status.BUDGET and str(result.message).startswith("max_seconds"))
+    if result.status == Status.BUDGET and str(result.message).startswith("max_seconds"):
+        return False
+    return max_solve_s is None or float(result.trace.time_s.iloc[-1]) < max_solve_s
 
 
 def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
@@ -114,6 +117,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     threads = set_threads(cfg.threads)
     budget = build_budget(cfg)
     timeout = job_timeout(cfg, budget)
+    repeat_limit(cfg)  # a bad value is a configuration error before anything runs
     isolate = bool(cfg.get("isolate", True)) and fork_available()
     solver_cfg = OmegaConf.to_container(cfg.solver, resolve=True)
     problem_cfg = OmegaConf.to_container(cfg.problem, resolve=True)
@@ -151,7 +155,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
                 if progress is not None:
                     progress.close()
             record(repeat, result, info, {"outcome": "in-process"})
-            if not more_repeats(result):
+            if not more_repeats(result, repeat_limit(cfg)):
                 break
     if len(results) < repeats:
         log.info(f"{label:>14s} skipping repeats {len(results)}..{repeats - 1} "
@@ -179,6 +183,20 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         "guard": {"isolated": isolate, "job_timeout_s": timeout, "repeats": guards, **child},
     }
     return write_trace(pd.concat(rows, ignore_index=True), Path(out_dir) / TRACE_NAME, meta)
+
+
+def repeat_limit(cfg: DictConfig) -> float | None:
+    value = cfg.get("repeat_solve_under_s")
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0:
+        raise ConfigError(f"repeat_solve_under_s must be a positive number of seconds or null "
+                          f"(got {cfg.repeat_solve_under_s!r})")
+    return value
 
 
 def job_timeout(cfg: DictConfig, budget: Budget) -> float:
@@ -225,7 +243,7 @@ def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict
             emit("repeat", repeat)
             result, info = _attempt(cfg, problem, budget, None, emit)
             emit("result", (result, info))
-            if not more_repeats(result):
+            if not more_repeats(result, repeat_limit(cfg)):
                 break
 
     state: dict[str, Any] = {"repeat": None}

@@ -60,6 +60,7 @@ def job_spec(config: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
         "seed": config.get("seed", 0),
         "threads": config.get("threads"),
         "warmup": config.get("warmup", True),
+        "repeat_solve_under_s": config.get("repeat_solve_under_s"),
     })
 
 
