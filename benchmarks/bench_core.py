@@ -101,19 +101,19 @@ def test_b_one_curve_vs_rerun_per_budget(benchmark, n):
 
 @pytest.mark.parametrize("n", [1024, 2048])
 def test_c_assembly(benchmark, n):
+    """The interior system (A and b) of a built problem, as every repeat's setup pays it."""
     from tests.reference_assembly import coo_assembly
 
-    def assemble():
-        return make_problem("laplace_bilinear", n=n).linear_system()
-
-    system = benchmark.pedantic(assemble, rounds=3, iterations=1)
-    new_s = benchmark.stats["min"]
     p = make_problem("laplace_bilinear", n=n)
-    t0 = time.perf_counter()
-    coo_assembly(p)
-    old_s = time.perf_counter() - t0
+    system = benchmark.pedantic(lambda: p.fresh().linear_system(), rounds=3, iterations=1)
+    new_s = benchmark.stats["min"]
+    old = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        coo_assembly(p)
+        old.append(time.perf_counter() - t0)
     print(f"\n(c) assembly n={n} ({system.A.nnz / 1e6:.1f} M entries): stencil_grid {new_s:.3f}s "
-          f"(min of 3), former COO assembly {old_s:.3f}s (x{old_s / new_s:.0f})")
+          f"(min of 3), former COO assembly {min(old):.3f}s (min of 2), x{min(old) / new_s:.1f}")
     assert system.A.shape[0] == (n - 4) ** 2
     if n == 1024:
         assert new_s < 1.0

@@ -188,7 +188,8 @@ class Problem:
             keep = np.flatnonzero(box.ravel())
             A = A[keep][:, keep]
         A = sp.csr_matrix(A)
-        A.sort_indices()
+        if not A.has_sorted_indices:
+            A.sort_indices()
         return LinearSystem(A=A, b=self._rhs)
 
 
