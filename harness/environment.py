@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import platform
 import socket
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("numpy", "scipy", "torch", "pyamg", "pandas", "pyarrow", "hydra-core", "cupy-cuda12x",
-            "cupy-cuda11x", "cupy", "pyamgx", "safetensors")
+PACKAGES = ("numpy", "scipy", "torch", "pyamg", "pandas", "pyarrow", "hydra-core", "cupy-cuda13x",
+            "cupy-cuda12x", "cupy-cuda11x", "cupy", "pyamgx", "safetensors")
 REPO = Path(__file__).resolve().parents[1]
 
 
 def git_commit() -> str:
+    """HEAD (``-dirty`` with uncommitted changes); ``HARNESS_COMMIT`` where the copy has no git history."""
+    if os.environ.get("HARNESS_COMMIT"):
+        return os.environ["HARNESS_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              timeout=5).stdout.strip()
@@ -58,6 +62,30 @@ def gpu_model() -> str | None:
         return None
 
 
+def cuda_versions() -> dict[str, int | str] | None:
+    """CUDA driver and runtime versions (as CUDA encodes them, e.g. 13000), or None without a GPU."""
+    out: dict[str, int | str] = {}
+    try:
+        import torch
+
+        if torch.version.cuda is not None and torch.cuda.is_available():
+            out["torch_cuda"] = torch.version.cuda
+            out["cudnn"] = torch.backends.cudnn.version()
+    except Exception:
+        pass
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is not None:
+        try:
+            import cupy
+
+            out["driver"] = cupy.cuda.runtime.driverGetVersion()
+            out["cupy_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
+        except Exception:
+            pass
+    return out or None
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in PACKAGES:
@@ -71,14 +99,13 @@ def versions() -> dict[str, str]:
 @functools.cache
 def environment() -> dict:
     """Static facts, computed once per process."""
-    import os
-
     return {
         "commit": git_commit(),
         "versions": versions(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpu": gpu_model(),
+        "cuda": cuda_versions(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
     }

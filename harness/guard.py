@@ -26,7 +26,9 @@ Two guards, both applied by ``harness.job.run_job``:
   the parent's memory copy-on-write, so the problem is not copied or pickled.
   The parent never touches CUDA (a CUDA context does not survive ``fork``): the
   environment record, which asks torch for the GPU model, is taken in a child
-  too.
+  too. Should anything in the parent have initialised CUDA anyway (a caller
+  that imported and used torch.cuda or CuPy), ``run_isolated`` refuses to fork
+  (``fork_refusal``) and the job is recorded as an error saying so.
 
 * **Memory estimate before setup** (``memory_refusal``): the number of grid
   nodes times a per-family bytes-per-node figure (measured, see the table)
@@ -66,6 +68,32 @@ GiB = 1024**3
 
 def fork_available() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
+
+
+CUDA_ERROR_NOT_INITIALIZED = 3
+
+
+def cuda_initialised() -> bool:
+    """True once this process has initialised the CUDA driver: a forked child could not use the GPU.
+
+    Asks the driver itself (``cuCtxGetCurrent`` answers CUDA_ERROR_NOT_INITIALIZED before
+    ``cuInit``), and only if ``libcuda`` is already loaded, so the question initialises nothing.
+    """
+    try:
+        lib = ctypes.CDLL("libcuda.so.1", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+    except OSError:
+        return False  # the driver library is not loaded: nothing can have initialised it
+    ctx = ctypes.c_void_p()
+    return lib.cuCtxGetCurrent(ctypes.byref(ctx)) != CUDA_ERROR_NOT_INITIALIZED
+
+
+FORK_REFUSED = ("refused to fork: this process has already initialised CUDA, which a forked solver process "
+                "cannot use; run GPU jobs from a fresh process (python -m harness.run), or set isolate=false")
+
+
+def fork_refusal() -> str | None:
+    """Why forking a solver process here would be unsafe, or None."""
+    return FORK_REFUSED if cuda_initialised() else None
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -215,6 +243,8 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
     ``restart_on`` restarts the clock (one deadline per repeat). ``fn``'s
     return value must be picklable.
     """
+    if (refusal := fork_refusal()) is not None:
+        raise RuntimeError(refusal)
     log = SharedLog()
     r, w = os.pipe()
     t0 = time.monotonic()
@@ -411,7 +441,7 @@ def environment_isolated(isolate: bool = True) -> dict:
     """
     from harness.environment import environment
 
-    if not (isolate and fork_available()):
+    if not (isolate and fork_available()) or cuda_initialised():  # already initialised: asking costs nothing
         return environment()
     if "env" not in _ENVIRONMENT:
         out = run_isolated(lambda emit: environment(), timeout_s=120)
@@ -424,5 +454,6 @@ def default_timeout(max_seconds: float) -> float:
     return 10.0 * float(max_seconds) + 60.0
 
 
-__all__ = ["ChildOutcome", "Interrupted", "available_memory", "default_timeout", "environment_isolated",
-           "estimate_bytes", "fork_available", "memory_refusal", "run_isolated", "solver_family"]
+__all__ = ["ChildOutcome", "Interrupted", "available_memory", "cuda_initialised", "default_timeout",
+           "environment_isolated", "estimate_bytes", "fork_available", "fork_refusal", "memory_refusal",
+           "run_isolated", "solver_family"]

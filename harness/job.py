@@ -23,6 +23,7 @@ from harness.guard import (
     default_timeout,
     environment_isolated,
     fork_available,
+    fork_refusal,
     grid_shape,
     memory_refusal,
     run_isolated,
@@ -144,6 +145,8 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     child = {}
     if refusal:
         record(0, JobResult("error", refusal), {}, {"outcome": "refused"})
+    elif isolate and (unsafe := fork_refusal()):
+        record(0, JobResult("error", unsafe), {}, {"outcome": "refused"})
     elif isolate:
         child = _run_isolated(cfg, problem, budget, timeout, label, repeats, record)
     else:

@@ -48,6 +48,10 @@ log = logging.getLogger("harness")
 METHODS = ("cg", "minres", "gmres", "lsmr")
 INSTALL_HINT = "pip install -e '.[gpu]'"
 WARMUP_ITERS = 3
+LSMR_ISTOP = {0: "x = 0 solves the system", 1: "converged by atol/btol", 2: "least-squares converged by atol",
+              3: "cond(A) estimate above conlim", 4: "converged to machine precision (atol = btol = eps)",
+              5: "least-squares converged to machine precision", 6: "cond(A) estimate above 1/eps",
+              7: "iteration limit"}
 
 
 def cupy_unavailable_reason() -> str | None:
@@ -210,8 +214,12 @@ class CupyKrylov(Solver):
         if m == "lsmr":
             kw = tolerance_kwargs(la.lsmr, atol=0.0, btol=0.0, conlim=0.0)
             out = la.lsmr(A, self.b, x0=x0, maxiter=maxiter, **kw)
+            istop, itn = int(out[1]), int(out[2])
+            if itn < maxiter:
+                self.exit_message = (f"CuPy lsmr stopped by itself after {itn} of {maxiter} iterations "
+                                     f"(istop={istop}: {LSMR_ISTOP.get(istop, 'unknown reason')})")
             self._count()
-            monitor(int(out[2]), out[0])
+            monitor(itn, out[0])
             return out[0]
         if m == "gmres":
             restart = self.restart
@@ -241,7 +249,11 @@ class CupyKrylov(Solver):
         # The same negligible atol as SciPy's CG twin: it stops CG cleanly after convergence
         # instead of dividing 0 by 0 once the recursive residual underflows (see solvers.krylov).
         kw = tolerance_kwargs(fn, rtol=0.0, atol=ATOL if m == "cg" else 0.0)
-        x, _ = fn(A, self.b, x0=x0, maxiter=maxiter, callback=callback, **kw)
+        x, info = fn(A, self.b, x0=x0, maxiter=maxiter, callback=callback, **kw)
+        if k < maxiter:
+            self.exit_message = f"CuPy {m} stopped by itself after {k} iterations (info={info})" + (
+                f": its recursive residual fell below atol={ATOL:g}" if m == "cg" else
+                ": its own convergence tests at zero tolerance")
         self._count()
         return x
 
