@@ -105,7 +105,10 @@ def more_repeats(result: JobResult, max_solve_s: float | None = None) -> bool:
 
 def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
             write_unstarted: bool = True) -> Path:
-    """Run the configured job (all repeats) and write ``out_dir/trace.parquet``.
+    """Run the configured job (its repeats) and write ``out_dir/trace.parquet``.
+
+    Repeat r+1 runs only if repeat r was short enough to be worth repeating
+    (``more_repeats``: not ended by max_seconds, solve under ``repeat_solve_under_s``).
 
     The repeats run in a forked child, each under a wall-clock deadline
     (``isolate``, ``job_timeout_s``; see ``harness.guard``), after a memory

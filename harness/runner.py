@@ -189,7 +189,7 @@ def _run_rerun(problem, solver, budget, plan, progress, sink=None) -> JobResult:
     rows: list[dict] = []
     status, message = Status.BUDGET, f"max_iters={budget.max_iters} reached"
     for k in plan:
-        if rows and len(rows) > 1 and math.isfinite(budget.max_seconds):
+        if len(rows) > 1 and math.isfinite(budget.max_seconds):
             last = rows[-1]
             predicted = last["time_s"] * k / max(last["iteration"], 1)
             if predicted > budget.max_seconds:
