@@ -195,7 +195,8 @@ class SharedLog:
 
 
 def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connection, log: SharedLog,
-                quiet: tuple[str, ...], restart_on: str | None) -> None:
+                quiet: tuple[str, ...], restart_on: str | None, ack: tuple[str, ...] = (),
+                ack_fd: int | None = None) -> None:
     """Body of the forked child; never returns."""
     code = 0
     try:
@@ -210,6 +211,8 @@ def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connectio
             if kind == restart_on:
                 log.reset()
             conn.send((kind, payload))
+            if kind in ack and ack_fd is not None:
+                os.read(ack_fd, 1)  # wait until the parent has handled it (b"" if the parent is gone)
 
         value = fn(emit)
         conn.send(("__done__", value))
@@ -230,7 +233,8 @@ def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connectio
 
 def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: float | None,
                  on_event: Callable[[str, Any], None] | None = None, restart_on: str | None = None,
-                 quiet: tuple[str, ...] = ("row",), tick_s: float = 0.5) -> ChildOutcome:
+                 quiet: tuple[str, ...] = ("row",), tick_s: float = 0.5,
+                 ack: tuple[str, ...] = ()) -> ChildOutcome:
     """Run ``fn(emit)`` in a forked child; kill it after ``timeout_s`` seconds.
 
     ``emit(kind, payload)`` (picklable payload) hands an event to the parent:
@@ -240,21 +244,27 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
     at the newest one every ``tick_s`` (``on_event`` then sees it, e.g. for a
     progress bar) and ``ChildOutcome.tail`` holds all of them since the last
     ``restart_on`` event, also when the child was killed. An event of kind
-    ``restart_on`` restarts the clock (one deadline per repeat). ``fn``'s
+    ``restart_on`` restarts the clock (one deadline per repeat). After emitting
+    an event of an ``ack`` kind the child waits until ``on_event`` has handled
+    it, so that the parent's work on it (building a repeat's trace, logging)
+    never competes for a core with the child's next timed solve. ``fn``'s
     return value must be picklable.
     """
     if (refusal := fork_refusal()) is not None:
         raise RuntimeError(refusal)
     log = SharedLog()
     r, w = os.pipe()
+    ack_r, ack_w = os.pipe()  # parent -> child: "handled" for events of an ``ack`` kind
     t0 = time.monotonic()
     gc.freeze()  # the child's garbage collector leaves the inherited objects alone: fewer copy-on-write faults
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
-        _child_main(fn, Connection(w, readable=False), log, quiet, restart_on)
+        os.close(ack_w)
+        _child_main(fn, Connection(w, readable=False), log, quiet, restart_on, ack, ack_r)
     gc.unfreeze()
     os.close(w)
+    os.close(ack_r)
     conn = Connection(r, writable=False)
     out = ChildOutcome("died")
     deadline = math.inf if timeout_s is None else t0 + timeout_s
@@ -290,11 +300,14 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
                 seen = -1
             if on_event is not None:
                 on_event(kind, payload)
+            if kind in ack:
+                os.write(ack_w, b"1")
     except BaseException:
         os.kill(pid, signal.SIGKILL)  # Ctrl-C or an error in on_event: never leave the child running
         raise
     finally:
         conn.close()
+        os.close(ack_w)
         _, status, usage = os.wait4(pid, 0)
         out.wall_s = time.monotonic() - t0
         out.maxrss_mib = usage.ru_maxrss / 1024  # KiB on Linux

@@ -276,7 +276,10 @@ def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict
             state["repeat"] = None
 
     try:
-        out = run_isolated(child, timeout_s=timeout, on_event=on_event, restart_on="repeat")
+        # ack: the child starts a repeat only once this process has recorded the last one and set up
+        # its progress bar, so none of that work competes with the timed setup and solve
+        out = run_isolated(child, timeout_s=timeout, on_event=on_event, restart_on="repeat",
+                           ack=("repeat", "result"))
     finally:
         if state["repeat"] is not None:
             _close(state["progress"])
