@@ -190,3 +190,20 @@ def test_repeats_only_where_the_solve_is_short(tmp_path):
     assert sorted(df.repeat.unique()) == [0]  # its solve was not short enough to repeat
     with pytest.raises(ConfigError, match="repeat_solve_under_s"):
         job(tmp_path, "solver=cg", "problem.n=16", "repeat_solve_under_s=-1")
+
+
+def test_child_waits_for_the_parent_after_an_acknowledged_event():
+    """The parent's bookkeeping after a repeat (unpickling, building its trace, logging) must not
+    overlap the child's next timed repeat: the child waits for the ack."""
+    from harness import guard
+
+    def work(emit):
+        t0 = time.monotonic()
+        emit("result", None)  # acknowledged: returns once the parent's on_event is done
+        t1 = time.monotonic()
+        emit("note", None)  # not acknowledged: returns at once
+        return t1 - t0, time.monotonic() - t1
+
+    out = guard.run_isolated(work, timeout_s=30, on_event=lambda k, p: time.sleep(0.3), ack=("result",))
+    waited, not_waited = out.value
+    assert waited >= 0.3 and not_waited < 0.2
