@@ -67,9 +67,12 @@ def test_newton_cg_restarts_past_scipys_curvature_test_to_the_floor():
 
 
 def test_cg_breakdown_guard_is_what_the_docs_say():
-    from solvers import krylov
-
-    assert krylov.ATOL == 1e-150  # the recursive residual's guard, documented in solvers/krylov.py
+    """CG's atol=1e-150 acts on its recursive residual, long after the true residual's floor."""
+    p = make_problem("laplace_bilinear", n=16)
+    r = run_solver(p, Krylov("cg"), Budget(max_iters=100_000, max_seconds=60))
+    assert r.status == "stalled" and "recursive residual fell below 1e-150" in r.message
+    floor = r.trace[r.trace.msr < 1e-30].iteration.min()  # the true residual at the float64 floor
+    assert r.trace.iteration.iloc[-1] > 2 * floor  # the guard fires only long after it
 
 
 # ------------------------------------------------------------------------------ iteration units
