@@ -15,7 +15,11 @@ Two guards, both applied by ``harness.job.run_job``:
 
   What the isolation does to timing: the solve clock lives in the child, rows
   are written from inside ``Monitor._record`` while the solve clock is paused,
-  and the parent sleeps in ``poll`` meanwhile (no CPU). But a freshly forked
+  and the parent sleeps in ``poll`` meanwhile (no CPU). The parent's own work
+  per repeat (progress bar, unpickling the result, building its trace) happens
+  while the child waits for an acknowledgement (``ack``), never while it is
+  timed: on 2 cores it made later repeats of short solves up to 2x slower than
+  the first. And a freshly forked
   child is *cold*: its first solve pays one-off costs (first calls into
   SciPy/torch code paths, memory pages touched for the first time,
   copy-on-write faults on inherited pages) that a warm process does not; CG's
