@@ -89,7 +89,8 @@ BASELINE_FILE = "trace.parquet"
 BASELINE_JSON = "baseline.json"
 DEFAULT_OUT = Path("reports") / "check"
 KEY = ["problem", "n", "solver"]
-OK_STATUSES = ("ok", "stalled", "budget", "target")   # "ok": older traces; "stalled": returned above target
+LEGACY_STATUSES = {"ok": "stalled"}  # baselines written before "stalled" replaced "ok" (issue 11)
+OK_STATUSES = ("budget", "target", "stalled", *LEGACY_STATUSES)
 PER_SOLVER_KEYS = ("decades", "iters_rel", "noise_floor")
 
 __all__ = ["Deviation", "Tolerances", "compare", "load_baseline", "load_ci_config", "main", "regressions",
@@ -286,7 +287,8 @@ def _jobs_of(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
 
 
 def _status(g: pd.DataFrame) -> str:
-    return str(g["status"].iloc[-1])
+    status = str(g["status"].iloc[-1])
+    return LEGACY_STATUSES.get(status, status)
 
 
 def _curve(g: pd.DataFrame) -> pd.DataFrame:

@@ -13,9 +13,20 @@ Two guards, both applied by ``harness.job.run_job``:
   (segfault) or is OOM-killed is reported the same way, with the rows it
   recorded before.
 
-  Timing is unaffected by construction: the solve clock lives in the child,
-  and rows are sent from inside ``Monitor._record``, i.e. while the solve clock
-  is paused. The parent sleeps in ``poll`` meanwhile (no CPU). ``fork`` shares
+  What the isolation does to timing: the solve clock lives in the child, rows
+  are written from inside ``Monitor._record`` while the solve clock is paused,
+  and the parent sleeps in ``poll`` meanwhile (no CPU). The parent's own work
+  per repeat (progress bar, unpickling the result, building its trace) happens
+  while the child waits for an acknowledgement (``ack``), never while it is
+  timed: on 2 cores it made later repeats of short solves up to 2x slower than
+  the first. And a freshly forked
+  child is *cold*: its first solve pays one-off costs (first calls into
+  SciPy/torch code paths, memory pages touched for the first time,
+  copy-on-write faults on inherited pages) that a warm process does not; CG's
+  first iteration at n = 40 measured 0.6-2.4 ms against 0.1-0.3 ms warm. The
+  runner therefore runs an untimed warm-up solve after every setup
+  (``harness.runner.warm_up``), so the first repeat in a child is timed like
+  the later ones (benchmarks/bench_core.py prints the ratio). ``fork`` shares
   the parent's memory copy-on-write, so the problem is not copied or pickled.
   The parent never touches CUDA (a CUDA context does not survive ``fork``): the
   environment record, which asks torch for the GPU model, is taken in a child
@@ -188,7 +199,8 @@ class SharedLog:
 
 
 def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connection, log: SharedLog,
-                quiet: tuple[str, ...], restart_on: str | None) -> None:
+                quiet: tuple[str, ...], restart_on: str | None, ack: tuple[str, ...] = (),
+                ack_fd: int | None = None) -> None:
     """Body of the forked child; never returns."""
     code = 0
     try:
@@ -203,6 +215,8 @@ def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connectio
             if kind == restart_on:
                 log.reset()
             conn.send((kind, payload))
+            if kind in ack and ack_fd is not None:
+                os.read(ack_fd, 1)  # wait until the parent has handled it (b"" if the parent is gone)
 
         value = fn(emit)
         conn.send(("__done__", value))
@@ -223,7 +237,8 @@ def _child_main(fn: Callable[[Callable[[str, Any], None]], Any], conn: Connectio
 
 def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: float | None,
                  on_event: Callable[[str, Any], None] | None = None, restart_on: str | None = None,
-                 quiet: tuple[str, ...] = ("row",), tick_s: float = 0.5) -> ChildOutcome:
+                 quiet: tuple[str, ...] = ("row",), tick_s: float = 0.5,
+                 ack: tuple[str, ...] = ()) -> ChildOutcome:
     """Run ``fn(emit)`` in a forked child; kill it after ``timeout_s`` seconds.
 
     ``emit(kind, payload)`` (picklable payload) hands an event to the parent:
@@ -233,21 +248,27 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
     at the newest one every ``tick_s`` (``on_event`` then sees it, e.g. for a
     progress bar) and ``ChildOutcome.tail`` holds all of them since the last
     ``restart_on`` event, also when the child was killed. An event of kind
-    ``restart_on`` restarts the clock (one deadline per repeat). ``fn``'s
+    ``restart_on`` restarts the clock (one deadline per repeat). After emitting
+    an event of an ``ack`` kind the child waits until ``on_event`` has handled
+    it, so that the parent's work on it (building a repeat's trace, logging)
+    never competes for a core with the child's next timed solve. ``fn``'s
     return value must be picklable.
     """
     if (refusal := fork_refusal()) is not None:
         raise RuntimeError(refusal)
     log = SharedLog()
     r, w = os.pipe()
+    ack_r, ack_w = os.pipe()  # parent -> child: "handled" for events of an ``ack`` kind
     t0 = time.monotonic()
     gc.freeze()  # the child's garbage collector leaves the inherited objects alone: fewer copy-on-write faults
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
-        _child_main(fn, Connection(w, readable=False), log, quiet, restart_on)
+        os.close(ack_w)
+        _child_main(fn, Connection(w, readable=False), log, quiet, restart_on, ack, ack_r)
     gc.unfreeze()
     os.close(w)
+    os.close(ack_r)
     conn = Connection(r, writable=False)
     out = ChildOutcome("died")
     deadline = math.inf if timeout_s is None else t0 + timeout_s
@@ -283,11 +304,14 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
                 seen = -1
             if on_event is not None:
                 on_event(kind, payload)
+            if kind in ack:
+                os.write(ack_w, b"1")
     except BaseException:
         os.kill(pid, signal.SIGKILL)  # Ctrl-C or an error in on_event: never leave the child running
         raise
     finally:
         conn.close()
+        os.close(ack_w)
         _, status, usage = os.wait4(pid, 0)
         out.wall_s = time.monotonic() - t0
         out.maxrss_mib = usage.ru_maxrss / 1024  # KiB on Linux

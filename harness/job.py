@@ -33,6 +33,7 @@ from harness.monitor import Budget
 from harness.results import COLUMNS, TRACE_NAME, write_trace
 from harness.resume import job_key, solver_label
 from harness.runner import JobResult, run_solver, trace_frame
+from harness.status import Status
 from problems import Problem, ProblemError, make_problem
 
 log = logging.getLogger("harness")
@@ -58,22 +59,56 @@ def build_budget(cfg: DictConfig) -> Budget:
         raise ConfigError(str(exc)) from None
 
 
-def set_threads(threads: int | None) -> int:
+def resolve_threads(threads) -> int:
+    """The thread count a ``threads`` setting means: an integer >= 1, or ``all`` (also null) for
+    every core this process may run on (``os.sched_getaffinity``, which honours taskset and
+    Slurm/cgroup CPU sets; on a whole machine, its core count)."""
     import os
 
+    if threads is None or threads == "all":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer or 'all' (got {threads!r}), e.g. threads=1")
+    return threads
+
+
+def set_threads(threads) -> int:
     import torch
     import torch._dynamo  # noqa: F401  torch.optim imports it lazily (~1 s): do it once, before jobs fork
     from threadpoolctl import threadpool_limits
 
-    threads = int(threads or len(os.sched_getaffinity(0)))
+    threads = resolve_threads(threads)
     torch.set_num_threads(threads)
     threadpool_limits(threads)
     return threads
 
 
+def threads_in_use() -> dict[str, Any]:
+    """The thread counts the libraries actually use now (recorded in the trace metadata)."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = {f"{p['user_api']}:{p['internal_api']}": p["num_threads"] for p in threadpool_info()}
+    return {"torch": torch.get_num_threads(), **pools}
+
+
+def more_repeats(result: JobResult, max_solve_s: float | None = None) -> bool:
+    """Repeat a job only if its solve was short enough: one ended by max_seconds (or by a
+    timeout, or that never ran) gains nothing from being run again, nor does one whose solve
+    took ``max_solve_s`` or more (config ``repeat_solve_under_s``; null: no such limit)."""
+    if result.trace.empty or result.status in (Status.TIMEOUT, Status.ERROR, Status.UNAVAILABLE):
+        return False
+    if result.status == Status.BUDGET and str(result.message).startswith("max_seconds"):
+        return False
+    return max_solve_s is None or float(result.trace.time_s.iloc[-1]) < max_solve_s
+
+
 def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
             write_unstarted: bool = True) -> Path:
-    """Run the configured job (all repeats) and write ``out_dir/trace.parquet``.
+    """Run the configured job (its repeats) and write ``out_dir/trace.parquet``.
+
+    Repeat r+1 runs only if repeat r was short enough to be worth repeating
+    (``more_repeats``: not ended by max_seconds, solve under ``repeat_solve_under_s``).
 
     The repeats run in a forked child, each under a wall-clock deadline
     (``isolate``, ``job_timeout_s``; see ``harness.guard``), after a memory
@@ -86,6 +121,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     threads = set_threads(cfg.threads)
     budget = build_budget(cfg)
     timeout = job_timeout(cfg, budget)
+    repeat_limit(cfg)  # a bad value is a configuration error before anything runs
     isolate = bool(cfg.get("isolate", True)) and fork_available()
     solver_cfg = OmegaConf.to_container(cfg.solver, resolve=True)
     problem_cfg = OmegaConf.to_container(cfg.problem, resolve=True)
@@ -125,9 +161,11 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
                 if progress is not None:
                     progress.close()
             record(repeat, result, info, {"outcome": "in-process"})
+            if not more_repeats(result, repeat_limit(cfg)):
+                break
     if len(results) < repeats:
         log.info(f"{label:>14s} skipping repeats {len(results)}..{repeats - 1} "
-                 f"after repeat {len(results) - 1}: {results[-1].status}")
+                 f"after repeat {len(results) - 1}: {results[-1].status} ({one_line(results[-1].message)})")
     if not write_unstarted and all(r.trace.empty and r.status in ("error", "unavailable") for r in results):
         first = results[0]
         status = "" if first.status == "error" else f"{first.status}: "
@@ -140,13 +178,31 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         "date": now(),
         **environment_isolated(isolate),
         "threads": threads,
+        "threads_setting": cfg.get("threads"),
+        "threads_in_use": threads_in_use(),
         "strategy": results[-1].strategy,
+        "solver_info": results[-1].solver_info,
+        "warmup_s": [r.warmup_s for r in results],
         "config": OmegaConf.to_container(cfg, resolve=True),
         "overrides": overrides,
         "timing_check": [r.timing_check for r in results],
         "guard": {"isolated": isolate, "job_timeout_s": timeout, "repeats": guards, **child},
     }
     return write_trace(pd.concat(rows, ignore_index=True), Path(out_dir) / TRACE_NAME, meta)
+
+
+def repeat_limit(cfg: DictConfig) -> float | None:
+    value = cfg.get("repeat_solve_under_s")
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0:
+        raise ConfigError(f"repeat_solve_under_s must be a positive number of seconds or null "
+                          f"(got {cfg.repeat_solve_under_s!r})")
+    return value
 
 
 def job_timeout(cfg: DictConfig, budget: Budget) -> float:
@@ -179,7 +235,7 @@ def _attempt(cfg: DictConfig, problem: Problem, budget: Budget, progress, emit):
     if emit is not None:
         emit("info", info)
     result = run_solver(problem, solver, budget, verify_timing=bool(cfg.verify_timing), progress=progress,
-                        sink=emit)
+                        sink=emit, warmup=bool(cfg.get("warmup", True)))
     return result, info
 
 
@@ -193,6 +249,8 @@ def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict
             emit("repeat", repeat)
             result, info = _attempt(cfg, problem, budget, None, emit)
             emit("result", (result, info))
+            if not more_repeats(result, repeat_limit(cfg)):
+                break
 
     state: dict[str, Any] = {"repeat": None}
 
@@ -218,7 +276,10 @@ def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict
             state["repeat"] = None
 
     try:
-        out = run_isolated(child, timeout_s=timeout, on_event=on_event, restart_on="repeat")
+        # ack: the child starts a repeat only once this process has recorded the last one and set up
+        # its progress bar, so none of that work competes with the timed setup and solve
+        out = run_isolated(child, timeout_s=timeout, on_event=on_event, restart_on="repeat",
+                           ack=("repeat", "result"))
     finally:
         if state["repeat"] is not None:
             _close(state["progress"])
@@ -295,7 +356,7 @@ def _rows(cfg, where: dict, info: dict, solver_cfg: dict[str, Any], label, run_i
         "params": json.dumps(params, sort_keys=True),
         "strategy": result.strategy, "seed": int(cfg.seed),
         "threads": threads, "repeat": repeat, "setup_s": result.setup_s,
-        "status": result.status, "message": one_line(result.message),
+        "status": str(result.status), "message": one_line(result.message),
     }
     for k, v in const.items():
         df[k] = v

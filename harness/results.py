@@ -18,6 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.status import FAILED
+from harness.status import STATUSES as _STATUSES
+
 SCHEMA_VERSION = 1
 TRACE_NAME = "trace.parquet"
 METADATA_KEY = b"harness"
@@ -49,12 +52,12 @@ COLUMNS: dict[str, pa.DataType] = {
     "mse": pa.float64(),
     "rel_res": pa.float64(),
     "matvecs": pa.int64(),       # operator applications so far; null where not countable
-    "status": pa.string(),       # ok | budget | target | diverged | timeout | error | unavailable
+    "status": pa.string(),       # a harness.status.Status value: target | budget | stalled | diverged | ...
     "message": pa.string(),
 }
 ARROW_SCHEMA = pa.schema([pa.field(k, t) for k, t in COLUMNS.items()])
-STATUSES = ("ok", "budget", "target", "diverged", "timeout", "error", "unavailable")
-FAILED_STATUSES = ("diverged", "timeout", "error", "unavailable")
+STATUSES = _STATUSES  # harness.status.Status lists them, each with its meaning
+FAILED_STATUSES = tuple(s.value for s in FAILED)
 
 
 class ResultsError(RuntimeError):

@@ -2,8 +2,8 @@
 
 A job is identified by its *content*, not by its Hydra job number: the
 problem (name, n/h/w and generator parameters), the solver (class, label and
-every parameter), the budget, the number of repeats, the seed and the thread
-count. ``job_key`` hashes that; ``harness.job.run_job`` stores the key in each
+every parameter), the budget, the number of repeats, the seed, the thread
+count and whether the solve was warmed up. ``job_key`` hashes that; ``harness.job.run_job`` stores the key in each
 trace's metadata, and the key can also be recomputed from the full config and
 command-line overrides every trace stores (so traces written before keys
 existed resume too). A narrowed, widened or reordered sweep therefore resumes
@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.results import read_metadata, trace_files
 
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: the measurement changed (warm-up, assembly in every setup): never resume into older traces
 
 
 def solver_label(name: str, overrides: list[str] | tuple[str, ...]) -> str:
@@ -59,6 +59,8 @@ def job_spec(config: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
         "repeats": config.get("repeats", 1),
         "seed": config.get("seed", 0),
         "threads": config.get("threads"),
+        "warmup": config.get("warmup", True),
+        "repeat_solve_under_s": config.get("repeat_solve_under_s"),
     })
 
 

@@ -12,12 +12,13 @@ is read once, when an AMGX solver object is created (the C API cannot change
 it afterwards). So each checkpoint k is a fresh solve by its own AMGX solver
 object configured with ``max_iters = k``, from a zero initial guess. To keep
 solver creation and hierarchy setup off the solve clock, ``setup`` builds one
-solver (config + ``solver.setup(A)``) for every re-run checkpoint up to
-``iteration_cap`` (about 20 hierarchies for a cap of a few hundred). The cost
-is documented, not hidden: ``setup_s`` holds all of them; the log line and
-``describe()`` give the count and the time of the first (one hierarchy). A
-checkpoint that was not prebuilt (only when ``budget.max_iters`` is below
-``iteration_cap``) builds its solver inside the timed solve, with a warning.
+solver (config + ``solver.setup(A)``) for every re-run of this job's plan,
+which the harness hands over before setup (``Solver.set_rerun_plan``; about 20
+hierarchies for a cap of a few hundred). The cost is documented, not hidden:
+``setup_s`` holds all of them; the log line and ``describe()`` give the count
+and the time of the first (one hierarchy). A solve with an iteration count
+outside the plan (only when ``solve`` is driven without the harness) builds its
+solver inside the timed solve, with a warning.
 
 Never stopping early: every scope's ``monitor_residual`` (and so AMGX's
 convergence test) is off, ``tolerance`` is 0, so a solve runs exactly
@@ -210,9 +211,6 @@ class AMGX(Solver):
 
     # --- setup (off the solve clock) ---------------------------------------------------
     def setup(self, problem) -> None:
-        from harness.monitor import checkpoints
-        from harness.runner import RERUN_PER_DECADE
-
         pyamgx = _import_pyamgx()
         self._pyamgx = pyamgx
         if not _LIBRARY["initialized"]:
@@ -240,7 +238,8 @@ class AMGX(Solver):
         self._zeros = np.zeros(self.n)
         h["x"].upload(self._zeros)
         self.field = _DeviceField(h["x"], self.n)
-        ks = [k for k in checkpoints(self.iteration_cap, RERUN_PER_DECADE) if k > 0]
+        # Exactly this job's re-runs (the harness's plan); without a plan, the cap only.
+        ks = sorted(set(self.rerun_plan or [self.iteration_cap]))
         t0 = time.perf_counter()
         for i, k in enumerate(ks):
             self._build(k)
@@ -255,8 +254,8 @@ class AMGX(Solver):
                     self._zero_guess = False
                     self._solve_from_zero(self._solvers[k][0])
         self._sync()
-        log.info("%s: built %d AMGX solvers (one per re-run checkpoint up to %d) in %.2f s; "
-                 "one solver + hierarchy setup: %.3f s", self.name, len(ks), self.iteration_cap,
+        log.info("%s: built %d AMGX solvers (one per planned re-run, up to %d iterations) in %.2f s; "
+                 "one solver + hierarchy setup: %.3f s", self.name, len(ks), ks[-1],
                  time.perf_counter() - t0, self.hierarchy_setup_s or float("nan"))
 
     def _build(self, k: int) -> None:
@@ -279,8 +278,8 @@ class AMGX(Solver):
     def solve(self, problem, monitor):
         k = monitor.max_iters
         if k not in self._solvers:  # not prebuilt: built on the clock (see module docstring)
-            log.warning("%s: no prebuilt AMGX solver for %d iterations (budget.max_iters < iteration_cap=%d?); "
-                        "building it inside the timed solve", self.name, k, self.iteration_cap)
+            log.warning("%s: no prebuilt AMGX solver for %d iterations (not in the re-run plan); "
+                        "building it inside the timed solve", self.name, k)
             self.built_on_clock.append(k)
             self._build(k)
         self._solve_from_zero(self._solvers[k][0])
@@ -318,7 +317,7 @@ class AMGX(Solver):
             log.warning("%s: AMGX teardown: %s", self.name, "; ".join(failed))
 
     def describe(self) -> dict[str, Any]:
-        return {**self.params, "prebuilt_solvers": len(self._solvers),
+        return {"prebuilt_solvers": len(self._solvers),
                 "hierarchy_setup_s": self.hierarchy_setup_s, "built_on_clock": list(self.built_on_clock)}
 
 

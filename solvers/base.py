@@ -16,9 +16,11 @@ Rules a solver follows:
 - A solver without per-iteration callbacks sets ``callbacks = False`` and calls
   ``monitor(k, x)`` once, at the end, having run ``monitor.max_iters``
   iterations; the harness then re-runs it fresh for each checkpoint (the
-  re-run strategy) and records that in the trace.
-- ``solve`` may be called several times after one ``setup`` (repeats, the
-  re-run strategy, the timing self-check); each call starts afresh.
+  re-run strategy) and records that in the trace. Before ``setup`` the harness
+  tells it the planned iteration counts (``set_rerun_plan``), so that per-run
+  objects can be built off the clock.
+- ``solve`` may be called several times after one ``setup`` (the untimed
+  warm-up, the re-run strategy, the timing self-check); each call starts afresh.
 - ``sync()`` waits for queued device work; the monitor calls it before every
   clock read so that asynchronous GPU work is charged to the right place.
 - ``exit_message``: a solver that returns before the monitor stops it says why.
@@ -44,6 +46,7 @@ class Solver:
         self.params = params
         self.matvecs: int | None = None
         self.exit_message: str | None = None  # why solve() returned by itself, if it did
+        self.rerun_plan: list[int] | None = None  # set by the harness for re-run solvers
 
     def available(self) -> str | None:
         """None if the solver can run here, else a one-line reason (and the fix)."""
@@ -53,9 +56,15 @@ class Solver:
         """None if the solver applies to ``problem``, else why not (recorded as unavailable)."""
         return None
 
+    def set_rerun_plan(self, iterations: list[int]) -> None:
+        """Re-run strategy only, called before ``setup``: the ``monitor.max_iters`` values the
+        harness will solve with, in increasing order (it may stop before the last)."""
+        self.rerun_plan = list(iterations)
+
     def setup(self, problem) -> None:
         """Everything that is not iterating: assembly, transfers, factorisation,
-        AMG hierarchy, model load, device warm-up."""
+        AMG hierarchy, model load. Timed as setup_s; the harness warms the solve up
+        afterwards (an untimed short solve), so no solver needs its own warm-up here."""
 
     def solve(self, problem, monitor):
         """Iterate from the problem's initial field; return the final full-grid field."""
@@ -68,8 +77,10 @@ class Solver:
         """Release resources (GPU handles, AMGX objects); always called."""
 
     def describe(self) -> dict[str, Any]:
-        """Solver parameters for the trace (JSON-serialisable)."""
-        return dict(self.params)
+        """Facts about this solver instance for the trace metadata (key ``solver_info``, JSON-
+        serialisable), beyond its configured parameters (which the trace stores anyway): e.g. a
+        neural solver's training cost, or how many objects a re-run solver prebuilt."""
+        return {}
 
 
 def torch_sync(device: str) -> None:

@@ -1,14 +1,15 @@
 """Krylov solvers from scipy.sparse.linalg on the SPD interior system.
 
-Tolerances are zero (see ATOL), so a solver never stops on its own test before the
-harness budget ends (API_NOTES.md: SciPy's stop rules are relative to ||b||
-and some test a recursive residual). Operator applications are counted by
-wrapping A in a LinearOperator that costs what SciPy's own wrapper costs.
+Tolerances are zero, except CG's breakdown guard (see ATOL), so a solver never
+stops on its own test before the harness budget ends (SciPy's stop rules are
+relative to ||b|| and some test a recursive residual). Operator applications
+are counted by wrapping A in a LinearOperator that costs what SciPy's own
+wrapper costs. Iterations are counted in one unit for every method: one
+Krylov step (one new basis vector / one product with A); GMRES's restart
+cycles are split so that its rows count inner iterations too.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,10 +19,13 @@ from solvers.base import Solver
 
 METHODS = ("cg", "minres", "gmres", "bicgstab", "gcrotmk", "lgmres", "lsmr")
 PRECONDITIONERS = (None, "jacobi", "ilu", "pyamg_sa", "pyamg_rs")
-# CG: zero relative tolerance and a negligible absolute one. With atol=0, CG keeps iterating after
-# converging until its recursive residual r underflows: r.z becomes 0 and CG divides 0 by 0
-# (NaN). 1e-150 ~ sqrt(smallest normal float) stops it just before, hundreds of iterations
-# after the true residual has reached the float64 floor (||r|| ~ 1e-15 sqrt(N)).
+# CG's breakdown guard, not a convergence test. SciPy's CG stops when its *recursive* residual
+# ||r_k|| < max(atol, rtol ||b||); we pass rtol=0 and atol=1e-150. The recursive residual keeps
+# shrinking geometrically after the true residual ||b - A x_k|| has reached its float64 floor
+# (~1e-15 sqrt(N) here), so this test fires only hundreds of iterations after that floor (or
+# never, within the budget). With atol=0 the recursive residual would underflow to 0, r.z = 0,
+# and CG would divide 0 by 0 and return NaN; 1e-150 ~ sqrt(smallest normal float) stops it
+# just before. When it fires, the job is ``stalled`` and says so.
 ATOL = 1e-150
 
 
@@ -97,6 +101,35 @@ class Krylov(Solver):
         if self.matvecs is not None:
             self.matvecs = self.op.count
 
+    def _gmres(self, monitor):
+        """Restarted GMRES(restart); rows count inner iterations, like every other Krylov solver.
+
+        SciPy exposes x once per restart cycle (callback_type="x"). A cycle applies A once per
+        inner iteration plus once for the residual at its end (and once more at the start of a
+        call from a nonzero x0), so the counting operator gives each cycle's inner iterations
+        exactly, also when a cycle ends early. The first call runs whole cycles; if
+        ``max_iters`` is not a multiple of ``restart``, a second call runs one shortened cycle,
+        so that the last row is exactly ``max_iters`` inner iterations.
+        """
+        x = np.zeros_like(self.b)
+        state = {"k": 0, "seen": 0, "start": 0}  # iterations; applications accounted for; initial residual
+
+        def cycle_callback(xk):
+            inner = self.op.count - state["seen"] - 1 - state["start"]
+            state.update(k=state["k"] + inner, seen=self.op.count, start=0)
+            self._count()
+            monitor(state["k"], xk)
+
+        full, rest = divmod(monitor.max_iters, self.restart)
+        for cycles, length in ((full, self.restart), (1 if rest else 0, rest)):
+            if cycles == 0:
+                continue
+            state["start"] = 1 if x.any() else 0  # SciPy's initial r = b - A x0
+            x, _ = spla.gmres(self.op, self.b, x0=x, rtol=0.0, atol=0.0, restart=length, maxiter=cycles,
+                              M=self.M, callback=cycle_callback, callback_type="x")
+        self.exit_message = f"gmres stopped by itself after {state['k']} inner iterations"
+        return x
+
     def solve(self, problem, monitor):
         self.op.count = 0
         x0 = np.zeros_like(self.b)
@@ -117,17 +150,7 @@ class Krylov(Solver):
             monitor(int(out[2]), out[0])
             return out[0]
         if m == "gmres":
-            # One callback per restart cycle (the only place SciPy exposes x); k counts inner iterations.
-            def cycle_callback(xk):
-                nonlocal k
-                k += self.restart
-                self._count()
-                monitor(min(k, maxiter), xk)
-
-            x, _ = spla.gmres(self.op, self.b, x0=x0, rtol=0.0, atol=0.0, restart=self.restart,
-                              maxiter=math.ceil(maxiter / self.restart), M=self.M,
-                              callback=cycle_callback, callback_type="x")
-            return x
+            return self._gmres(monitor)
         if m == "minres":
             x, info = spla.minres(self.op, self.b, x0=x0, rtol=0.0, maxiter=maxiter, M=self.M, callback=callback)
             self.exit_message = f"minres stopped by itself (info={info}): its own convergence tests at rtol=0"

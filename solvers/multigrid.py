@@ -9,6 +9,7 @@ The hierarchy is built in setup, off the solve clock, and reported as setup_s.
 from __future__ import annotations
 
 import numpy as np
+import pyamg  # at import time, before jobs fork: a repeat's setup_s must not include a module import
 
 from solvers.base import Solver
 
@@ -16,8 +17,6 @@ KINDS = ("sa", "rs")
 
 
 def build_hierarchy(kind: str, A):
-    import pyamg
-
     if kind == "sa":
         return pyamg.smoothed_aggregation_solver(A)
     if kind == "rs":

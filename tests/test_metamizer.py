@@ -160,7 +160,7 @@ def test_shipped_checkpoint_solves_bilinear_64():
     problem = make_problem("laplace_bilinear", n=64)
     solver = MetamizerSolver("metamizer")
     res = run_solver(problem, solver, Budget(max_iters=30, max_seconds=60.0))
-    assert res.status in ("budget", "ok"), res.message
+    assert res.status in ("budget", "stalled"), res.message
     tr = res.trace
     assert tr.iteration.max() == 30
     assert tr.msr.min() <= 1e-10, tr[["iteration", "msr"]].to_string()

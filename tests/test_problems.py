@@ -90,3 +90,25 @@ def test_bad_grid_size_is_a_clear_error(bad):
 def test_unknown_problem_lists_valid_names():
     with pytest.raises(ProblemError, match="valid: " + ", ".join(sorted(GENERATORS))):
         make_problem("heat")
+
+
+@pytest.mark.parametrize("name,kw", [("laplace_bilinear", {"n": 33}), ("laplace_bilinear", {"h": 20, "w": 36}),
+                                     ("poisson_manufactured", {"n": 40}), ("laplace_harmonic", {"n": 24}),
+                                     ("laplace_obstacles", {"n": 48, "seed": 3}),
+                                     ("laplace_obstacles", {"n": 64, "seed": 7, "n_boxes": 6})])
+def test_library_assembly_equals_the_former_coo_assembly(name, kw):
+    from tests.reference_assembly import coo_assembly
+
+    p = make_problem(name, **kw)
+    A_ref, b_ref = coo_assembly(p)
+    system = p.linear_system()
+    assert system.A.shape == A_ref.shape
+    assert (system.A != A_ref).nnz == 0  # the same entries, exactly
+    np.testing.assert_allclose(system.b, b_ref, rtol=1e-14, atol=1e-14 * np.abs(b_ref).max())
+
+
+def test_fresh_copy_assembles_again():
+    p = make_problem("laplace_bilinear", n=16)
+    q = p.fresh()
+    assert q.linear_system() is not p.linear_system()
+    assert q.msr(q.exact) == p.msr(p.exact)
