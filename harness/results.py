@@ -18,9 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.status import FAILED
-from harness.status import STATUSES as _STATUSES
-
 SCHEMA_VERSION = 1
 TRACE_NAME = "trace.parquet"
 METADATA_KEY = b"harness"
@@ -56,8 +53,6 @@ COLUMNS: dict[str, pa.DataType] = {
     "message": pa.string(),
 }
 ARROW_SCHEMA = pa.schema([pa.field(k, t) for k, t in COLUMNS.items()])
-STATUSES = _STATUSES  # harness.status.Status lists them, each with its meaning
-FAILED_STATUSES = tuple(s.value for s in FAILED)
 
 
 class ResultsError(RuntimeError):

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.report.tables import status_words
+from harness.status import BROKE, FAILED, Status, status_words
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -29,8 +29,8 @@ def print_summary(df: pd.DataFrame, title: str = "sweep", console: Console | Non
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
     for r in last.itertuples():
-        style = {"error": "red", "diverged": "red", "timeout": "red", "unavailable": "yellow"}.get(r.status)
-        note = r.message if r.status in ("error", "unavailable", "diverged", "timeout", "stalled") else ""
+        style = "red" if r.status in BROKE else "yellow" if r.status == Status.UNAVAILABLE else None
+        note = r.message if r.status in (*FAILED, Status.STALLED) else ""
         table.add_row(r.problem, str(r.n), r.label, status_words(r.status),
                       fmt(None if pd.isna(r.iteration) else int(r.iteration), "d"),
                       fmt(r.time_s, ".3f"), fmt(r.setup_s, ".3f"), fmt(r.msr, ".1e"), fmt(r.mse, ".1e"),

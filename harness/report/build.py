@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness import results
+from harness.status import FAILED
 
 from . import costs, environment, groups, html, markdown, metrics, style, tables
 from .document import Document, Figure, Section, Table
@@ -163,7 +164,7 @@ def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame,
         cells = metrics.add_speedup(metrics.cell_table(jobs, metrics.targets_for(target)), target, reference)
     ref = metrics.reference_label(cells, reference) if cells is not None else None
     absent = groups.absent_rows(missing, problems)
-    fails = _with_absent(metrics.failures(jobs, results.FAILED_STATUSES), absent, sizes="all", ran=False)
+    fails = _with_absent(metrics.failures(jobs, FAILED), absent, sizes="all", ran=False)
     rank = _with_absent(metrics.ranking(cells, target) if cells is not None else pd.DataFrame(), absent,
                         family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
                         median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
