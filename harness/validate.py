@@ -1,3 +1,4 @@
+# Over 300 lines: one pydantic model per config section plus the signature introspection they share.
 """One validation layer for every user-facing config value, run before anything is written.
 
 ``config_error(cfg, added)`` takes a composed config (what a job will see) and
