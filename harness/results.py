@@ -54,9 +54,26 @@ COLUMNS: dict[str, pa.DataType] = {
 }
 ARROW_SCHEMA = pa.schema([pa.field(k, t) for k, t in COLUMNS.items()])
 
+# What identifies what, in these columns (one vocabulary for the runner, the report and the check):
+# - a *solve*: one repeat of one job, ("run_id", "repeat") (``SOLVE``); its last row is its outcome;
+# - a *cell*: one solver configuration on one problem at one grid size, aggregated over repeats and over
+#   sweeps (the newest copy wins): ``CELL``, what the report tabulates;
+# - the check keys on the solver's config name instead of its label (``harness.check.config.KEY``), so
+#   that a run with a parameter overridden is compared with that solver's baseline;
+# - ``harness.resume.job_key``: a hash of everything that decides a job's result (config and overrides),
+#   stored in each trace's metadata, to find jobs already done.
+SOLVE = ["run_id", "repeat"]
+CELL = ["problem", "n", "label"]
+
 
 class ResultsError(RuntimeError):
     """A results folder that cannot be read (nothing usable in it)."""
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The last checkpoint of each solve (or its only row)."""
+    df = df.sort_values([*SOLVE, "iteration"], na_position="first")
+    return df.groupby(SOLVE, as_index=False).tail(1)
 
 
 def write_trace(df: pd.DataFrame, path: str | Path, metadata: dict[str, Any]) -> Path:

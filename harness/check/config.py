@@ -14,7 +14,7 @@ BASELINE_DIR = REPO / "tests" / "baselines" / SWEEP
 BASELINE_FILE = "trace.parquet"
 BASELINE_JSON = "baseline.json"
 DEFAULT_OUT = Path("reports") / "check"
-KEY = ["problem", "n", "solver"]
+KEY = ["problem", "n", "solver"]  # a job of the check (see harness.results: what identifies what)
 PER_SOLVER_KEYS = ("decades", "iters_rel", "noise_floor")
 
 # --- configuration ------------------------------------------------------------------------------------

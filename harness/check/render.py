@@ -11,26 +11,18 @@ import pandas as pd
 
 from harness.check.compare import Deviation, Tolerances, _curve, _jobs_of
 from harness.curve import log_msr
-
-
-# --- reporting ----------------------------------------------------------------------------------------
-def fmt_e(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.2e}"
-
-
-def fmt_int(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+from harness.formats import count, number
 
 
 def _fmt_value(kind: str, v) -> str:
     if v is None:
         return "-"
     if kind == "msr":
-        return fmt_e(v)
+        return number(v, ".2e")
     if kind == "timing":
         return f"{v:.3g} x cg"
     if kind in ("iters_to_target", "last iteration") and isinstance(v, (int, float)):
-        return f"{v:.1f}" if isinstance(v, float) and not float(v).is_integer() else str(int(v))
+        return count(v)
     return str(v)
 
 
@@ -70,7 +62,7 @@ def print_deviations(devs: list[Deviation], *, max_rows: int = 200, console=None
         flag = "[red]FAIL[/red]" if d.regression else "[yellow]warn[/yellow]" if d.kind == "timing" else \
             "[yellow]info[/yellow]"
         table.add_row(flag, d.kind, d.solver,
-                      d.problem or "-", fmt_int(d.n), fmt_int(d.iteration), _fmt_value(d.kind, d.baseline),
+                      d.problem or "-", count(d.n), count(d.iteration), _fmt_value(d.kind, d.baseline),
                       _fmt_value(d.kind, d.now), _fmt_delta(d), _fmt_tol(d), d.note,
                       style=None if d.regression else "dim")
     console.print(table)

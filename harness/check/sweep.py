@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from harness.check.config import CONF, KEY, REPO, SWEEP, load_ci_config
-from harness.check.render import fmt_e, fmt_int
+from harness.formats import count, number
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def run_ci_sweep(out_dir: str | Path | None = None, *, sweep: str = SWEEP, jobs:
                 if verbose:
                     last = df.iloc[-1]
                     print(f"[{i + 1:>2}/{len(jobs)}] {job.solver:>10s} {job.problem:<21s} n={job.n:<4d}"
-                          f" {last.status:<8s} it={fmt_int(last.iteration):>5s} msr={fmt_e(last.msr)}"
+                          f" {last.status:<8s} it={count(last.iteration):>5s} msr={number(last.msr, '.2e')}"
                           f"  {time.perf_counter() - t0:5.2f}s", flush=True)
     finally:
         torch.use_deterministic_algorithms(det_before)

@@ -14,7 +14,7 @@ import pandas as pd
 from harness import results
 from harness.status import FAILED
 
-from . import costs, environment, groups, html, markdown, metrics, style, tables
+from . import costs, groups, html, machine, markdown, metrics, style, tables
 from .document import Document, Figure, Section, Table
 from .metrics import FLOOR, tag
 
@@ -108,7 +108,7 @@ def _figures(grouping: groups.Grouping, problems: list[str], sub: pd.DataFrame, 
     """Render the grouping's figures per problem; a figure that fails is reported, not fatal."""
     from . import figures  # matplotlib only when figures are drawn
 
-    look = figures.Look(palette=palette, machine=environment.machine(metadata, sub["run_id"].dropna().astype(str)),
+    look = figures.Look(palette=palette, machine=machine.machine(metadata, sub["run_id"].dropna().astype(str)),
                         repeats=bool((cells["repeats"] > 1).any()), notes=_notes(fails))
     curves = metrics.curve_data(sub)
     picks = metrics.family_best(cells, target)
@@ -285,7 +285,7 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
              METRICS, RULE]
     if outcome.warnings:
         intro.append("Warnings: " + " | ".join(outcome.warnings))
-    env = Table("Environment", tables.environment_table(environment.summary(metadata)),
+    env = Table("Environment", tables.environment_table(machine.summary(metadata)),
                 "From the traces' metadata; a field that differs between jobs lists every value.")
     doc = Document(f"Solver comparison: {sweeps}", intro, sections, env)
     (folder / "summary.md").write_text(markdown.render(doc), encoding="utf-8")

@@ -1,5 +1,5 @@
-# Over 300 lines: one seaborn figure per view of the same prepared frame; they share the legend and note helpers.
 """Report figures (seaborn figure-level plots), one file pair (PNG + SVG) per figure.
+Over 300 lines: one seaborn figure per view of the same prepared frame; they share the legend and note helpers.
 
 Every function takes prepared tables from ``metrics`` and a ``Look`` (palette,
 machine name, failure notes) so a solver has the same colour and line style in every

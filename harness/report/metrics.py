@@ -1,5 +1,5 @@
-# Over 300 lines: every number the report shows, from one prepared frame; splitting would scatter the rules.
 """Numbers behind the report: time to target, per-job and per-cell tables, ranking.
+Over 300 lines: every number the report shows, from one prepared frame; splitting would scatter the rules.
 
 Pure pandas/NumPy, no plotting. A *job* is one solve (one run_id and repeat); a
 *cell* is one solver configuration (``label``) on one problem at one grid size,
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from harness.curve import FLOOR, crossing
+from harness.results import CELL
 
 TARGETS = (1e-6, 1e-10, 1e-20)     # fixed table columns; the --target is added to these
-CELL = ["problem", "n", "label"]   # one solver configuration at one grid size
 NUMERIC = ("n", "h", "w", "n_unknowns", "seed", "threads", "repeat", "iteration", "time_s",
            "setup_s", "msr", "mse", "rel_res", "matvecs")
 TEXT_DEFAULTS = {"family": "unknown", "backend": "", "device": "", "strategy": "", "message": "",
