@@ -1,5 +1,5 @@
-# Over 300 lines: one job end to end (config, guards, repeats, trace rows); each step is short and used only here.
 """One job: a composed config -> problem + solver -> repeats -> one trace file.
+Over 300 lines: one job end to end (config, guards, repeats, trace rows); each step is short and used only here.
 
 Independent of Hydra's runtime (the output folder and the command-line
 overrides are passed in), so tests can drive it with the compose API.

@@ -1,5 +1,5 @@
-# Over 300 lines: the command line's contract (argument checks, output folder, locking, resume) in one place.
 """Entry point: ``python -m harness.run [overrides]`` (one job) or ``+sweep=NAME`` (a sweep).
+Over 300 lines: the command line's contract (argument checks, output folder, locking, resume) in one place.
 
 Before Hydra starts: the override grammar, group names and results folders
 (``check_arguments``), then every value of every job the command will run

@@ -1,5 +1,5 @@
-# Over 300 lines: the AMGX ctypes binding, its resource lifetime and the solver that uses them belong together.
 """NVIDIA AMGX through pyamgx: algebraic multigrid (and AMG-preconditioned Krylov) on the GPU.
+Over 300 lines: the AMGX ctypes binding, its resource lifetime and the solver that uses them belong together.
 
 The AMGX JSON configuration is the solver parameter ``config`` (a dict with
 ``config_version: 2`` and a ``solver`` dict), one YAML per named AMGX config

@@ -1,5 +1,5 @@
-# Over 300 lines: fork, the shared-memory log and the parent's deadline loop are one protocol, read together.
 """Process isolation with a wall-clock deadline: one bad job cannot stall or kill a sweep.
+Over 300 lines: fork, the shared-memory log and the parent's deadline loop are one protocol, read together.
 
 Applied by ``harness.job.run_job`` (the memory guard is ``harness.guard.memory``):
 
