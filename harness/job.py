@@ -30,9 +30,9 @@ from harness.guard import (
     solver_family,
 )
 from harness.monitor import Budget
-from harness.results import COLUMNS, TRACE_NAME, write_trace
+from harness.results import TRACE_NAME, job_rows, trace_frame, write_trace
 from harness.resume import job_key, solver_label
-from harness.runner import JobResult, run_solver, trace_frame
+from harness.runner import JobResult, run_solver
 from harness.status import Status
 from problems import Problem, ProblemError, make_problem
 
@@ -346,9 +346,6 @@ def _repeat_line(label: str, where: dict, repeat: int, r: JobResult) -> str:
 
 def _rows(cfg, where: dict, info: dict, solver_cfg: dict[str, Any], label, run_id, repeat,
           result: JobResult, threads) -> pd.DataFrame:
-    df = result.trace.copy()
-    if df.empty:  # never ran: one row that carries the status and the reason
-        df = pd.DataFrame([{c: None for c in df.columns}])
     params = {k: v for k, v in solver_cfg.items() if k not in ("_target_", "name")}
     const = {
         "sweep": cfg.sweep_name, "run_id": run_id, **where,
@@ -359,9 +356,7 @@ def _rows(cfg, where: dict, info: dict, solver_cfg: dict[str, Any], label, run_i
         "threads": threads, "repeat": repeat, "setup_s": result.setup_s,
         "status": str(result.status), "message": one_line(result.message),
     }
-    for k, v in const.items():
-        df[k] = v
-    return df[list(COLUMNS)]
+    return job_rows(result.trace, const)
 
 
 __all__ = ["ConfigError", "JobNotRun", "ProblemError", "build_problem", "run_job", "solver_label"]

@@ -53,6 +53,8 @@ COLUMNS: dict[str, pa.DataType] = {
     "message": pa.string(),
 }
 ARROW_SCHEMA = pa.schema([pa.field(k, t) for k, t in COLUMNS.items()])
+CHECKPOINT_FIELDS = ["iteration", "time_s", "msr", "mse", "rel_res", "matvecs"]  # one value per checkpoint
+# every other column is one value per solve (the job and its outcome): ``job_rows`` sets them
 
 # What identifies what, in these columns (one vocabulary for the runner, the report and the check):
 # - a *solve*: one repeat of one job, ("run_id", "repeat") (``SOLVE``); its last row is its outcome;
@@ -68,6 +70,22 @@ CELL = ["problem", "n", "label"]
 
 class ResultsError(RuntimeError):
     """A results folder that cannot be read (nothing usable in it)."""
+
+
+def trace_frame(rows: list[dict]) -> pd.DataFrame:
+    """The monitor's checkpoint rows as a DataFrame of the ``CHECKPOINT_FIELDS`` columns."""
+    return pd.DataFrame(rows, columns=CHECKPOINT_FIELDS)
+
+
+def job_rows(trace: pd.DataFrame, per_solve: dict[str, Any]) -> pd.DataFrame:
+    """One solve's trace file rows: its checkpoints plus the per-solve columns, in ``COLUMNS`` order.
+
+    A solve that never ran gets one row that carries its status and message.
+    """
+    df = trace.copy() if not trace.empty else pd.DataFrame([{c: None for c in trace.columns}])
+    for k, v in per_solve.items():
+        df[k] = v
+    return df[list(COLUMNS)]
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:
