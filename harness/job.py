@@ -20,15 +20,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from harness.environment import now
-from harness.guard import (
-    environment_isolated,
-    fork_available,
-    fork_refusal,
-    grid_shape,
-    memory_refusal,
-    run_isolated,
-    solver_family,
-)
+from harness.guard import environment_isolated, fork_available, fork_refusal, run_isolated
+from harness.memory import grid_shape, memory_refusal, solver_family
 from harness.monitor import Budget
 from harness.results import TRACE_NAME, job_rows, trace_frame, write_trace
 from harness.resume import job_key, solver_label

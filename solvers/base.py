@@ -40,7 +40,7 @@ class Solver:
     callbacks: ClassVar[bool] = True
     max_iterations: ClassVar[int | None] = None  # e.g. 1 for a direct solver
     # Peak resident bytes per grid node the solver adds to the problem's own caches (the memory
-    # guard's estimate, harness.guard.memory); measured, see docs/ROBUSTNESS.md. 300 for a solver
+    # guard's estimate, harness.memory); measured, see docs/ROBUSTNESS.md. 300 for a solver
     # that has not been measured.
     bytes_per_node: ClassVar[int] = 300
 

@@ -1,7 +1,7 @@
 """Process isolation with a wall-clock deadline: one bad job cannot stall or kill a sweep.
 Over 300 lines: fork, the shared-memory log and the parent's deadline loop are one protocol, read together.
 
-Applied by ``harness.job.run_job`` (the memory guard is ``harness.guard.memory``):
+Applied by ``harness.job.run_job`` (the other guard, the memory estimate, is ``harness.memory``):
 
 * **Process isolation with a wall-clock deadline** (``run_isolated``). Each
   repeat (solver construction, setup, solve, timing check) runs in a child

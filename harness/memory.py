@@ -1,5 +1,5 @@
-"""Memory estimate before setup: too large a grid is refused with one line instead of being
-OOM-killed half-way through a sweep.
+"""The memory guard, applied by ``harness.job.run_job`` before setup: too large a grid is refused
+with one line instead of being OOM-killed half-way through a sweep.
 
 The estimate is the number of grid nodes times bytes per node: ``BASE_BYTES_PER_NODE`` (the
 problem's own caches: the sparse assembly, the metrics), plus what the solver class declares
