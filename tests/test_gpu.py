@@ -204,6 +204,15 @@ def test_cupy_plumbing_with_a_numpy_stand_in(monkeypatch, name, iters):
         assert extra.isin([0, 1]).all() and extra.nunique() == 1
 
 
+def test_cupy_gmres_rows_count_inner_iterations(monkeypatch):
+    """max_iters not a multiple of restart: a shortened last cycle, the last row is exactly max_iters."""
+    _fake_cupy(monkeypatch)
+    r = run_solver(make_problem("laplace_bilinear", n=24), build("cupy_gmres"), Budget(max_iters=50, max_seconds=60))
+    t = r.trace[r.trace.iteration > 0]
+    assert r.status == "budget" and list(t.iteration) == [20, 40, 50], (r.status, r.message, list(t.iteration))
+    assert t.matvecs.is_monotonic_increasing and t.matvecs.iloc[-1] >= 50  # counted (the stand-in's own count)
+
+
 def test_cupy_without_counting_records_null_matvecs(monkeypatch):
     _fake_cupy(monkeypatch)
     solver = build("cupy_cg", "solver.count_matvecs=false")
