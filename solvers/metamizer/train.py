@@ -48,7 +48,7 @@ from solvers.metamizer.pool import FIELDS, Pool, batched_gradient, batched_msr
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # keys a resumed run may change; everything else must match the stopped run's config
-RESUMABLE_OVERRIDES = ("resume", "max_wall_s", "stop_after", "progress", "state_every_s", "threads", "commit")
+RESUMABLE_OVERRIDES = ("resume", "max_wall_s", "stop_after", "progress", "state_every_s", "threads")
 
 
 # --- validation (checkpoint selection) -------------------------------------------
@@ -270,7 +270,7 @@ class Trainer:
             "plan": json.dumps(self.plan), "numpy_rng": json.dumps(self.rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
             "pool_counters": json.dumps([[p._rr, p._acc, p.entry_rng] for p in self.pools]),
-            "log_acc": [float(self.acc), self.n_acc, self.resets],
+            "log_acc": [float(self.acc), self.n_acc, self.resets], "last_val_step": self.last_val_step,
         }, tmp / "trainer.pt")
         old = self.out / "state.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -296,6 +296,7 @@ class Trainer:
         self.step, self.wall, self.best, self.best_step = (int(ts["step"]), float(ts["wall_s"]), float(ts["best"]),
                                                            ts["best_step"])
         self.plan = json.loads(ts["plan"])
+        self.last_val_step = ts["last_val_step"]
         acc, self.n_acc, self.resets = ts["log_acc"]
         self.acc.fill_(acc)
         self.log(f"resumed from {d} at step {self.step} ({self.wall:.0f} s trained, best score {self.best:.3f})")
@@ -376,15 +377,18 @@ class Trainer:
         t_state = time.perf_counter()
         stopped = None
         done_here = 0
+        t_half = self.t_start
         while self.plan is None or self.step < self.plan["steps"]:
             self.one_step()
             done_here += 1
             if bar:
                 bar.update(1)
-            elapsed = time.perf_counter() - self.t_start
+            if self.plan is None and self.step == int(cfg.calibrate_steps) // 2:
+                self.sync()
+                t_half = time.perf_counter()  # time the second half only (warm-up, cuDNN autotuning done)
             if self.plan is None and self.step == int(cfg.calibrate_steps):
                 self.sync()
-                t_step = elapsed / self.step
+                t_step = (time.perf_counter() - t_half) / (self.step - int(cfg.calibrate_steps) // 2)
                 t_val = self.validate_and_select()
                 nval = max(1, int(cfg.validations))
                 left = max_wall * float(cfg.wall_fraction) - (time.perf_counter() - self.t_start) - nval * t_val
@@ -401,13 +405,13 @@ class Trainer:
             if stop_after is not None and done_here >= stop_after:
                 stopped = f"stop_after={stop_after} steps"
                 break
-            if time.perf_counter() - self.t_start > max_wall:
+            if time.perf_counter() - self.t_start > max_wall and (self.plan is None or self.step < self.plan["steps"]):
                 stopped = f"max_wall_s={max_wall:g} reached"
                 break
         if bar:
             bar.close()
-        if stopped is None and self.last_val_step != self.step:
-            self.validate_and_select()  # the final model competes too
+        if self.last_val_step != self.step:
+            self.validate_and_select()  # the final (or stopped) model competes too: there is always an export
         self.save_state()
         plot(self.out)
         result = {"steps": self.step, "planned_steps": self.plan["steps"] if self.plan else None,
