@@ -33,7 +33,7 @@ def apply_path(model, path: str) -> None:
     model.nn.memory_format = fmt
 
 
-def _time(model, x, device, reps: int = 3) -> float:
+def _time(model, x, device, reps: int = 2) -> float:
     best = float("inf")
     for _ in range(reps + 1):  # the first run is a warm-up
         if str(device).startswith("cuda"):
