@@ -192,8 +192,12 @@ class State:
 
 
 def _rms(x: torch.Tensor) -> torch.Tensor:
-    """RMS over the field, (B, H, W) -> (B, 1, 1): the L2 norm clamped below by
-    EPS_RMS, divided by sqrt(H W) (the authors' order)."""
+    """RMS over the field, (B, H, W) -> (B, 1, 1), clamped below by EPS_RMS."""
+    return torch.sqrt(torch.mean(x * x, dim=(-2, -1), keepdim=True)).clamp_min(EPS_RMS)
+
+
+def _rms_authors(x: torch.Tensor) -> torch.Tensor:
+    """The authors' order: the L2 norm clamped below by EPS_RMS, then / sqrt(H W)."""
     n = x.shape[-2] * x.shape[-1]
     return torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp_min(EPS_RMS) / n ** 0.5
 
@@ -240,15 +244,21 @@ class Metamizer(nn.Module):
         z = torch.zeros_like(like, dtype=torch.float64)
         return State(z, z.clone(), torch.full((b,), C0, dtype=torch.float64, device=like.device))
 
-    @staticmethod
-    def features(grad: torch.Tensor, state: State) -> torch.Tensor:
-        """The normalised, soft-clamped network input, (B, 3, H, W) float32."""
-        s_g = _rms(grad)
-        s_d = _rms(state.step)
+    def features(self, grad: torch.Tensor, state: State) -> torch.Tensor:
+        """The normalised, soft-clamped network input, (B, 3, H, W) float32.
+
+        The ``paper`` variant (``raw_step``) follows the authors' arithmetic: RMS as
+        clamped norm / sqrt(HW), soft clamp in float64, then the float32 cast. The
+        other variants keep the order they were trained with (cast, then clamp in
+        float32); the two agree to float32 rounding."""
+        rms = _rms_authors if self.raw_step else _rms
+        s_g = rms(grad)
+        s_d = rms(state.step)
         scales = torch.stack((s_g, s_g, s_d), dim=1)  # (B, 3, 1, 1)
         x = torch.stack((grad, state.grad, state.step), dim=1) / scales
-        # soft clamp in float64, then float32 for the network (the authors' order)
-        return x.div_(SOFT_CLAMP).tanh_().mul_(SOFT_CLAMP).float()
+        if self.raw_step:
+            return x.div_(SOFT_CLAMP).tanh_().mul_(SOFT_CLAMP).float()
+        return x.float().div_(SOFT_CLAMP).tanh_().mul_(SOFT_CLAMP)  # inf -> +-10
 
     def step(self, grad: torch.Tensor, state: State, train: bool = False,
              interior: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
