@@ -8,8 +8,8 @@ The network runs in eval mode under ``torch.inference_mode``.
 ``available()`` only checks cheap facts (device, file present, the layout in a
 safetensors header). Everything that costs time happens in ``setup`` and is
 reported as setup_s: the model load, the move to the device (CUDA context,
-weight upload), the choice of the fastest forward path for this grid
-(``fast.py``) and a warm-up iteration.
+weight upload), the choice of the forward path for this grid (``fast.py``) and
+a warm-up iteration.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ class Metamizer(Solver):
     the repo root or this package; ours .safetensors or the authors' .state),
     ``hidden`` and ``variant`` (``paper`` | ``batch`` | ``group``, see
     ``model.VARIANTS``; checked against the file), ``gradient`` (``detach``, the
-    paper's, or ``exact``), ``fast_path`` (``auto`` picks the fastest measured
-    forward path in setup; ``eager`` | ``channels_last`` force one)."""
+    paper's, or ``exact``), ``fast_path`` (``auto``: channels_last for large
+    grids, checked against eager in setup; ``timed``; ``eager`` | ``channels_last``;
+    see ``fast.py``)."""
 
     family = "neural"
     backend = "torch"
@@ -75,16 +76,16 @@ class Metamizer(Solver):
 
     def available(self) -> str | None:
         """Cheap: no model load, no CUDA context (see the module docstring)."""
-        from solvers.metamizer.fast import PATHS
+        from solvers.metamizer.fast import MODES
 
         reason = cuda_unavailable_reason(self.device)
         if reason:
             return reason
         if self.params["gradient"] not in ("detach", "exact"):
             return f"unknown gradient mode {self.params['gradient']!r} (set solver.gradient=detach or exact)"
-        if self.params["fast_path"] not in ("auto", *PATHS):
+        if self.params["fast_path"] not in MODES:
             return (f"unknown fast_path {self.params['fast_path']!r} "
-                    f"(set solver.fast_path to auto or one of {', '.join(PATHS)})")
+                    f"(set solver.fast_path to one of {', '.join(MODES)})")
         path = self.checkpoint_path
         if not path.is_file():
             return (f"checkpoint {path} not found: train one with python -m solvers.metamizer.train "
