@@ -409,12 +409,13 @@ def test_adam_cuda_follows_adam_cpu():
 
 
 @pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}{OPT_IN}")
-def test_metamizer_cuda_follows_metamizer_cpu():
+@pytest.mark.parametrize("name", ["metamizer", "metamizer_paper"])
+def test_metamizer_cuda_follows_metamizer_cpu(name):
     """The same checkpoint on CUDA (TF32 off) and on the CPU: the same iterates up to float32 rounding."""
     p = make_problem("laplace_bilinear", n=64)
     budget = Budget(max_iters=30, max_seconds=60)
-    gpu = in_child(lambda: run_solver(p, build("metamizer_cuda"), budget)).trace.set_index("iteration")
-    cpu = in_child(lambda: run_solver(p, build("metamizer"), budget)).trace.set_index("iteration")
+    gpu = in_child(lambda: run_solver(p, build(f"{name}_cuda"), budget)).trace.set_index("iteration")
+    cpu = in_child(lambda: run_solver(p, build(name), budget)).trace.set_index("iteration")
     assert gpu.index[-1] == cpu.index[-1] == 30
     # float32 convolutions in a different order: iterates drift apart slowly, never by decades
     np.testing.assert_allclose(np.log10(gpu.msr), np.log10(cpu.msr), atol=1.0)
@@ -422,7 +423,7 @@ def test_metamizer_cuda_follows_metamizer_cpu():
 
 # --- the forked job path every sweep uses ---------------------------------------------------
 GPU_JOBS = [("cupy_cg", NO_CUPY_GPU), ("cupy_minres", NO_CUPY_GPU), ("adam_cuda", NO_TORCH_CUDA),
-            ("metamizer_cuda", NO_TORCH_CUDA)]
+            ("metamizer_cuda", NO_TORCH_CUDA), ("metamizer_paper_cuda", NO_TORCH_CUDA)]
 
 
 @pytest.mark.parametrize("name,reason", GPU_JOBS)
