@@ -37,9 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 REPO = Path(__file__).resolve().parents[1]
 MIN_GRID = 8  # = problems.MIN_GRID (tests check it)
 SEED_MAX = 2**32 - 1  # numpy.random.seed's range (harness.check seeds numpy with it)
-# Words accepted for ``threads`` besides a positive integer. The timing issue adds ``threads=all``
-# (every core); add "all" here once ``harness.job.set_threads`` accepts it.
-THREAD_WORDS: tuple[str, ...] = ()
+# Words accepted for ``threads`` besides a positive integer: ``all`` = every core this process may use.
+THREAD_WORDS: tuple[str, ...] = ("all",)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 #   GPU_CHECK_SECONDS=3     budget.max_seconds per job (solve time); jobs stop at MSR 1e-20
 #   GPU_CHECK_ARCHIVE=FILE  one .tar.gz with the traces, the report, the summary and the log
 #   GPU_CHECK_TEST_TIMEOUT=240, GPU_CHECK_SWEEP_TIMEOUT=360   wall-clock caps of the two long steps (s)
+#   GPU_CHECK_PARTS=tests,sweep   run only some parts (e.g. the tests while the GPU trains, the sweep after)
 # Exit status: 0 all good, 1 a test or the sweep failed, 2 no GPU, 3 environment not usable.
 set -uo pipefail
 
@@ -90,15 +91,22 @@ if ! "$PY" scripts/gpu_probe.py backends; then
     finish 3
 fi
 
+PARTS=${GPU_CHECK_PARTS:-tests,sweep}
+
 # --- 3. tests -----------------------------------------------------------------------------
+if [[ ",$PARTS," == *",tests,"* ]]; then
 say "pytest tests/test_gpu.py"
 export HARNESS_GPU_TESTS=1   # the CPU suite hides GPUs (tests/conftest.py); these tests opt in
 if ! timeout "${GPU_CHECK_TEST_TIMEOUT:-240}" "$PY" -m pytest tests/test_gpu.py -rs -p no:cacheprovider --junitxml="$OUT/test_gpu.xml"; then
     echo "gpu_check: tests/test_gpu.py FAILED" >&2
     status=1
 fi
+fi
 
 # --- 4. a short GPU sweep, its report, and the summary ------------------------------------
+if [[ ",$PARTS," != *",sweep,"* ]]; then
+    finish $status
+fi
 SOLVERS=$("$PY" scripts/gpu_probe.py configs "$SOLVERS_WANTED")
 say "sweep at n=$SIZES, solvers $SOLVERS (budget.max_seconds=$SECONDS_PER_JOB, target 1e-20) -> $OUT/sweep"
 if ! timeout "${GPU_CHECK_SWEEP_TIMEOUT:-360}" "$PY" -m harness.run +sweep=laplace_scaling_gpu "problem.n=$SIZES" "solver=$SOLVERS" \

@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "seaborn", "torch", "cupy", "hydra", "omegaconf",
-           "pyamg", "safetensors", "rich", "tqdm", "threadpoolctl", "pytest", "harness.run", "harness.report",
+           "pyamg", "safetensors", "rich", "tqdm", "threadpoolctl", "pydantic", "plotly", "pytest", "harness.run",
+           "harness.validate", "harness.report",
            "solvers.gpu_krylov")
 
 

@@ -20,6 +20,11 @@ WANT=(
     "omegaconf>=2.3,<2.4"
     "pyamg>=5.2"
     "plotly>=5.24"
+    "pydantic>=2.5"
+    "pydantic-core"
+    "annotated-types"
+    "typing-inspection"
+    "typing-extensions>=4.16"
 )
 PLATFORMS=()
 for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 \

@@ -7,7 +7,8 @@ and re-run strategies, same matvec counting. Only the arrays live on the GPU.
 - cg, minres: one callback per iteration with x (CuPy array; the monitor copies
   it to the host only at checkpoints, with the solve clock stopped).
 - gmres: one callback per restart cycle (CuPy calls back with x once per
-  cycle, plus once with x0 before the first); k counts inner iterations.
+  cycle, plus once with x0 before the first); k counts inner iterations, and a
+  shortened last cycle makes the last row exactly ``max_iters``.
 - lsmr: no callback in CuPy: ``callbacks = False``, the re-run strategy.
 
 Tolerances: CuPy 14 takes keyword-only ``rtol``/``atol`` for cg and gmres,
@@ -25,8 +26,9 @@ helper is missing in the installed CuPy the wrapper falls back to ``A @ x``
 which. ``count_matvecs: false`` passes the bare CSR matrix to CuPy (its own
 path) and records matvecs as null: run both on a GPU to measure the difference.
 
-Timing: the CSR upload, cuBLAS/cuSPARSE handle creation and kernel compilation
-happen in ``setup`` (a warm-up solve of a few iterations), off the solve clock.
+Timing: the CSR upload (and with it the CUDA context) happens in ``setup``; cuBLAS/cuSPARSE
+handles, kernel compilation and the memory pool are paid by the job's untimed warm-up solve
+(``harness.runner.warm_up``), the same for every solver; all off the solve clock.
 ``sync()`` synchronises the device; the monitor calls it before every clock read.
 
 Nothing here imports CuPy at module import time: on a machine without CuPy or
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 from typing import Any
 
 from solvers.base import Solver
@@ -47,7 +48,6 @@ log = logging.getLogger("harness")
 
 METHODS = ("cg", "minres", "gmres", "lsmr")
 INSTALL_HINT = "pip install -e '.[gpu]'"
-WARMUP_ITERS = 3
 LSMR_ISTOP = {0: "x = 0 solves the system", 1: "converged by atol/btol", 2: "least-squares converged by atol",
               3: "cond(A) estimate above conlim", 4: "converged to machine precision (atol = btol = eps)",
               5: "least-squares converged to machine precision", 6: "cond(A) estimate above 1/eps",
@@ -102,12 +102,14 @@ def _fast_matvec(A):
 def counting_operator(A, AT=None):
     """``A`` (cupyx CSR) as a cupyx LinearOperator that counts A and A^T applications.
 
-    Built in setup. ``AT`` is A^T as its own CSR matrix (for lsmr), so the
-    adjoint is a plain SpMV too.
+    Built in setup. ``AT`` is A^T as its own CSR matrix (for lsmr), so the adjoint is a plain
+    SpMV too. With an adjoint, both use the public ``csr.dot``: on an H200 (CuPy 14.2) lsmr
+    through two of CuPy's fast SpMV closures failed with cudaErrorInvalidAddressSpace.
     """
     from cupyx.scipy.sparse.linalg import LinearOperator
 
-    fast, fast_t = _fast_matvec(A), (_fast_matvec(AT) if AT is not None else None)
+    fast = _fast_matvec(A) if AT is None else None
+    fast_t = None
     apply = fast or A.dot
     apply_t = fast_t or (AT.dot if AT is not None else None)
 
@@ -177,12 +179,7 @@ class CupyKrylov(Solver):
             self.matvec_path = "CuPy's own (matrix passed directly; matvecs not counted)"
         self.matvecs = 0 if self.count_matvecs else None
         self._operator = self.op if self.op is not None else self.A
-        # Warm-up: CUDA context, cuBLAS/cuSPARSE handles, kernel compilation and the
-        # memory pool, with a few iterations of the very method that will be timed.
-        self._solve_iters(WARMUP_ITERS if self.method != "gmres" else self.restart, lambda k, x: None)
-        self.sync()
-        if self.op is not None:
-            self.op.count = 0
+        self.sync()  # the upload above created the CUDA context: charged to setup
         log.debug("%s: matvec path %s", self.name, self.matvec_path)
 
     # --- solve (timed) ------------------------------------------------------------
@@ -222,29 +219,7 @@ class CupyKrylov(Solver):
             monitor(itn, out[0])
             return out[0]
         if m == "gmres":
-            restart = self.restart
-            cycles = 0
-
-            # CuPy calls back once per restart cycle with x (and once with x0 before
-            # the first cycle, which is skipped); k counts inner iterations.
-            def cycle_callback(xk):
-                nonlocal cycles
-                if first[0]:
-                    first[0] = False
-                    if self.op is None or self.op.count <= 1:  # only r0 = b - A x0 so far
-                        return
-                cycles += 1
-                self._count()
-                monitor(min(cycles * restart, maxiter), xk)
-
-            first = [True]
-            kw = tolerance_kwargs(la.gmres, rtol=0.0, atol=0.0)
-            # CuPy's gmres maxiter counts inner iterations (SciPy's counts cycles); round
-            # up to whole cycles. The monitor ends the solve at maxiter either way.
-            x, _ = la.gmres(A, self.b, x0=x0, restart=restart, maxiter=math.ceil(maxiter / restart) * restart,
-                            callback=cycle_callback, callback_type="x", **kw)
-            self._count()
-            return x
+            return self._gmres(maxiter, monitor, x0)
         fn = la.cg if m == "cg" else la.minres
         # The same negligible atol as SciPy's CG twin: it stops CG cleanly after convergence
         # instead of dividing 0 by 0 once the recursive residual underflows (see solvers.krylov).
@@ -254,6 +229,36 @@ class CupyKrylov(Solver):
             self.exit_message = f"CuPy {m} stopped by itself after {k} iterations (info={info})" + (
                 f": its recursive residual fell below atol={ATOL:g}" if m == "cg" else
                 ": its own convergence tests at zero tolerance")
+        self._count()
+        return x
+
+    def _gmres(self, maxiter: int, monitor, x):
+        """Restarted GMRES(restart); rows count inner iterations, like every other Krylov solver.
+
+        CuPy's ``maxiter`` counts inner iterations; it runs whole cycles and calls back with x
+        before the first cycle (x0: skipped) and after each one. If ``maxiter`` is not a
+        multiple of ``restart``, a second call runs one shortened cycle from the last x, so the
+        last row is exactly ``maxiter`` inner iterations (as in SciPy's twin, solvers.krylov).
+        """
+        kw = tolerance_kwargs(self._la.gmres, rtol=0.0, atol=0.0)
+        state = {"k": 0, "length": self.restart, "fresh": True}
+
+        def cycle_callback(xk):
+            if state["fresh"]:  # this call's x0
+                state["fresh"] = False
+                return
+            state["k"] += state["length"]
+            self._count()
+            monitor(state["k"], xk)
+
+        full, rest = divmod(maxiter, self.restart)
+        for cycles, length in ((full, self.restart), (1 if rest else 0, rest)):
+            if cycles:
+                state.update(length=length, fresh=True)
+                x, _ = self._la.gmres(self._operator, self.b, x0=x, restart=length, maxiter=cycles * length,
+                                      callback=cycle_callback, callback_type="x", **kw)
+        if state["k"] < maxiter:
+            self.exit_message = f"CuPy gmres stopped by itself after {state['k']} inner iterations"
         self._count()
         return x
 

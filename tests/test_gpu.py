@@ -204,6 +204,15 @@ def test_cupy_plumbing_with_a_numpy_stand_in(monkeypatch, name, iters):
         assert extra.isin([0, 1]).all() and extra.nunique() == 1
 
 
+def test_cupy_gmres_rows_count_inner_iterations(monkeypatch):
+    """max_iters not a multiple of restart: a shortened last cycle, the last row is exactly max_iters."""
+    _fake_cupy(monkeypatch)
+    r = run_solver(make_problem("laplace_bilinear", n=24), build("cupy_gmres"), Budget(max_iters=50, max_seconds=60))
+    t = r.trace[r.trace.iteration > 0]
+    assert r.status == "budget" and list(t.iteration) == [20, 40, 50], (r.status, r.message, list(t.iteration))
+    assert t.matvecs.is_monotonic_increasing and t.matvecs.iloc[-1] >= 50  # counted (the stand-in's own count)
+
+
 def test_cupy_without_counting_records_null_matvecs(monkeypatch):
     _fake_cupy(monkeypatch)
     solver = build("cupy_cg", "solver.count_matvecs=false")
@@ -400,12 +409,13 @@ def test_adam_cuda_follows_adam_cpu():
 
 
 @pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}{OPT_IN}")
-def test_metamizer_cuda_follows_metamizer_cpu():
+@pytest.mark.parametrize("name", ["metamizer", "metamizer_paper"])
+def test_metamizer_cuda_follows_metamizer_cpu(name):
     """The same checkpoint on CUDA (TF32 off) and on the CPU: the same iterates up to float32 rounding."""
     p = make_problem("laplace_bilinear", n=64)
     budget = Budget(max_iters=30, max_seconds=60)
-    gpu = in_child(lambda: run_solver(p, build("metamizer_cuda"), budget)).trace.set_index("iteration")
-    cpu = in_child(lambda: run_solver(p, build("metamizer"), budget)).trace.set_index("iteration")
+    gpu = in_child(lambda: run_solver(p, build(f"{name}_cuda"), budget)).trace.set_index("iteration")
+    cpu = in_child(lambda: run_solver(p, build(name), budget)).trace.set_index("iteration")
     assert gpu.index[-1] == cpu.index[-1] == 30
     # float32 convolutions in a different order: iterates drift apart slowly, never by decades
     np.testing.assert_allclose(np.log10(gpu.msr), np.log10(cpu.msr), atol=1.0)
@@ -413,7 +423,7 @@ def test_metamizer_cuda_follows_metamizer_cpu():
 
 # --- the forked job path every sweep uses ---------------------------------------------------
 GPU_JOBS = [("cupy_cg", NO_CUPY_GPU), ("cupy_minres", NO_CUPY_GPU), ("adam_cuda", NO_TORCH_CUDA),
-            ("metamizer_cuda", NO_TORCH_CUDA)]
+            ("metamizer_cuda", NO_TORCH_CUDA), ("metamizer_paper_cuda", NO_TORCH_CUDA)]
 
 
 @pytest.mark.parametrize("name,reason", GPU_JOBS)

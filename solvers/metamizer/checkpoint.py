@@ -29,7 +29,9 @@ def save(path: str | Path, model: Metamizer, meta: dict[str, Any] | None = None)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    md = {"hidden": str(model.hidden), "norm": model.norm, "format": "metamizer-harness-1"}
+    md = {"hidden": str(model.hidden), "norm": model.norm, "bias": str(model.bias).lower(),
+          "raw_step": str(model.raw_step).lower(), "variant": str(model.variant),
+          "format": "metamizer-harness-2"}
     for k, v in (meta or {}).items():
         md[k] = v if isinstance(v, str) else json.dumps(v)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -68,12 +70,14 @@ def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except Exception as exc:  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path} could not be loaded safely ({first})") from None
-    if isinstance(obj, dict) and "model0" in obj:  # the authors' format
+    meta = {}
+    if isinstance(obj, dict) and "model0" in obj:  # the authors' .state: {'model0': ..., 'optimizer0': ...}
         obj = obj["model0"]
+        meta = {"format": "authors-state", "raw_step": "true"}  # their d_{t-1} is the raw network step
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"checkpoint {path} holds no state_dict "
                               f"(expected a dict of tensors or {{'model0': ...}})")
-    return obj, {}
+    return obj, meta
 
 
 def infer_hidden(state: dict[str, torch.Tensor]) -> int:
@@ -83,33 +87,61 @@ def infer_hidden(state: dict[str, torch.Tensor]) -> int:
     return int(state[key].shape[0])
 
 
-def load(path: str | Path, hidden: int | None = None, norm: str | None = None,
-         device: str = "cpu") -> tuple[Metamizer, dict[str, str]]:
-    """Build a Metamizer from ``path`` (ours or the authors' format), in eval mode.
+def file_layout(state: dict[str, torch.Tensor], meta: dict[str, str]) -> dict[str, Any]:
+    """hidden, norm, bias, raw_step of a file: from its metadata, else from its keys."""
+    hidden = int(meta["hidden"]) if "hidden" in meta else infer_hidden(state)
+    norm = meta.get("norm") or ("batch" if any(k.endswith("running_mean") for k in state) else "group")
+    conv_bias = any(k.endswith(("double_conv.0.bias", "double_conv.3.bias")) for k in state)
+    bias = meta["bias"] == "true" if "bias" in meta else conv_bias
+    raw_step = meta.get("raw_step", "false") == "true"
+    return {"hidden": hidden, "norm": norm, "bias": bias, "raw_step": raw_step}
 
-    ``hidden``/``norm`` default to the file's metadata (or are inferred); when
-    given and different from the file, a CheckpointError names both.
-    """
-    path = Path(path)
-    state, meta = _load_state(path)
-    file_hidden = int(meta["hidden"]) if "hidden" in meta else infer_hidden(state)
-    file_norm = meta.get("norm") or ("batch" if any(k.endswith("running_mean") for k in state) else "group")
-    if hidden is not None and int(hidden) != file_hidden:
-        raise CheckpointError(f"checkpoint {path} has hidden={file_hidden}, the config asks for hidden={hidden}"
-                              f" (set solver.hidden={file_hidden})")
-    if norm is not None and norm != file_norm:
-        raise CheckpointError(f"checkpoint {path} has norm={file_norm}, the config asks for norm={norm}")
-    model = Metamizer(file_hidden, file_norm)
-    want = model.state_dict()
+
+def mismatch(state: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> str:
+    """Every key that differs between a file's state_dict and the model's, in one line."""
     missing = sorted(set(want) - set(state))
     extra = sorted(set(state) - set(want))
-    bad = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
+    bad = [f"{k} file {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
            for k in want if k in state and state[k].shape != want[k].shape]
-    if missing or extra or bad:
-        detail = "; ".join(filter(None, [
-            f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "",
-            f"shape mismatch {bad[:2]}" if bad else ""]))
-        raise CheckpointError(f"checkpoint {path} does not fit Metamizer(hidden={file_hidden}, "
-                              f"norm={file_norm}): {detail}")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {', '.join(missing)}")
+    if extra:
+        parts.append(f"{len(extra)} unexpected key(s): {', '.join(extra)}")
+    if bad:
+        parts.append(f"{len(bad)} shape mismatch(es): {', '.join(bad)}")
+    return "; ".join(parts)
+
+
+def load(path: str | Path, hidden: int | None = None, norm: str | None = None,
+         device: str = "cpu", variant: str | None = None) -> tuple[Metamizer, dict[str, str]]:
+    """Build a Metamizer from ``path`` (ours or the authors' format), in eval mode.
+
+    The layout (hidden, norm, conv biases, d_{t-1} handling) comes from the file.
+    ``hidden``/``norm``/``variant``, when given and different from the file, raise a
+    CheckpointError naming both; a state_dict that does not fit its own layout is
+    reported key by key.
+    """
+    from solvers.metamizer.model import VARIANTS, variant_of
+
+    path = Path(path)
+    state, meta = _load_state(path)
+    lay = file_layout(state, meta)
+    file_variant = variant_of(lay["norm"], lay["bias"], lay["raw_step"])
+    if hidden is not None and int(hidden) != lay["hidden"]:
+        raise CheckpointError(f"checkpoint {path} has hidden={lay['hidden']}, the config asks for hidden={hidden}"
+                              f" (set solver.hidden={lay['hidden']})")
+    if norm is not None and norm != lay["norm"]:
+        raise CheckpointError(f"checkpoint {path} has norm={lay['norm']}, the config asks for norm={norm}")
+    if variant is not None and variant != file_variant:
+        if variant not in VARIANTS:
+            raise CheckpointError(f"unknown variant {variant!r} (set solver.variant to one of {', '.join(VARIANTS)})")
+        raise CheckpointError(f"checkpoint {path} holds variant {file_variant} ({lay}), the config asks for "
+                              f"variant={variant} (set solver.variant={file_variant})")
+    model = Metamizer(**lay)
+    detail = mismatch(state, model.state_dict())
+    if detail:
+        args = ", ".join(f"{k}={v}" for k, v in lay.items())
+        raise CheckpointError(f"checkpoint {path} does not fit Metamizer({args}): {detail}")
     model.load_state_dict(state)
     return model.to(device).eval(), meta

@@ -1,9 +1,12 @@
-"""Evaluate a Metamizer checkpoint through the harness (``harness.runner.run_solver``).
+"""Evaluate a Metamizer model through the harness (``harness.runner.run_solver``).
 
-``python -m solvers.metamizer.evaluate [CHECKPOINT] [--sizes 64 128 256] [--iters 300]``
-prints, per problem and grid size, the best MSR reached within 10/30/100/150/300
+``python -m solvers.metamizer.evaluate [CHECKPOINT] [--solver metamizer_paper] [--sizes 64 100 128 256]
+[--problems laplace_bilinear ...] [--iters 300] [--device cpu|cuda] [--markdown]``
+prints, per problem and grid size, the best MSR reached within 10/30/60/100/150/300
 iterations and the first iteration reaching 1e-10 and 1e-28 (the model card's
-table). Thread count: ``--threads`` (default 1).
+table). ``--solver`` names a config in conf/solver (default ``metamizer``); a
+CHECKPOINT given replaces its file (hidden size and variant then come from the
+file). Thread count: ``--threads`` (default 1).
 """
 
 from __future__ import annotations
@@ -15,22 +18,41 @@ import numpy as np
 import torch
 
 PROBLEMS = ("laplace_bilinear", "laplace_harmonic", "poisson_manufactured", "laplace_obstacles")
-AT = (10, 30, 100, 150, 300)
+AT = (10, 30, 60, 100, 150, 300)
 
 
-def evaluate(checkpoint: str, problems=PROBLEMS, sizes=(64, 128), iters: int = 300, variant=None) -> list[dict]:
+def solver_params(solver: str = "metamizer", checkpoint: str | None = None, device: str | None = None) -> dict:
+    """The parameters of conf/solver/<solver>.yaml, with an optional checkpoint/device override."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from solvers.metamizer.solver import REPO_ROOT
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf" / "solver")):
+        cfg = OmegaConf.to_container(compose(solver), resolve=True)
+    cfg.pop("_target_", None)
+    if checkpoint:
+        cfg.update(checkpoint=checkpoint, hidden=None, variant=None)  # the file's own layout
+    if device:
+        cfg["device"] = device
+    return cfg
+
+
+def evaluate(checkpoint: str | None = None, problems=("laplace_bilinear",), sizes=(64, 100, 128, 256),
+             iters: int = 300, solver: str = "metamizer", device: str | None = None) -> list[dict]:
     from harness.runner import Budget, run_solver
     from problems import make_problem
     from solvers.metamizer.solver import Metamizer
 
+    params = solver_params(solver, checkpoint, device)
     rows = []
     for n in sizes:
         for name in problems:
             problem = make_problem(name, n=n)
-            solver = Metamizer("metamizer", checkpoint=checkpoint, variant=variant)
-            res = run_solver(problem, solver, Budget(max_iters=iters, max_seconds=600.0))
+            s = Metamizer(**params)
+            res = run_solver(problem, s, Budget(max_iters=iters, max_seconds=600.0))
             tr = res.trace
-            row = {"problem": name, "n": n, "status": res.status}
+            row = {"problem": name, "n": n, "status": res.status, "solver": params["name"]}
             for k in AT:
                 if k <= iters:
                     sel = tr[(tr.iteration <= k) & (tr.iteration >= 1)]
@@ -67,19 +89,19 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    from solvers.metamizer.solver import DEFAULT_CHECKPOINT
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", nargs="?", default=DEFAULT_CHECKPOINT)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    ap.add_argument("checkpoint", nargs="?", default=None, help="a .safetensors or an authors' .state file")
+    ap.add_argument("--solver", default="metamizer", help="config in conf/solver (default: metamizer)")
+    ap.add_argument("--device", default=None, help="cpu | cuda (default: the config's)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 100, 128, 256])
+    ap.add_argument("--problems", nargs="+", default=["laplace_bilinear"], choices=PROBLEMS)
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     np.seterr(all="ignore")
-    rows = evaluate(a.checkpoint, a.problems, a.sizes, a.iters)
+    rows = evaluate(a.checkpoint, a.problems, a.sizes, a.iters, a.solver, a.device)
     if a.markdown:
         print(markdown(rows))
 

@@ -1,6 +1,6 @@
 """The Metamizer network and its update rule (Wandel et al., ICLR 2025).
 
-Rebuilt from the facts in ``shared/reference/METAMIZER_FACTS.md``:
+Rebuilt from the paper and the facts of the authors' public code:
 
 - inputs: current gradient g_t, previous gradient g_{t-1}, previous step d_{t-1},
   the gradients divided by the RMS of g_t, the step by its own RMS, each soft
@@ -40,6 +40,22 @@ SOFT_CLAMP = 10.0
 MIN_SIZE = 16  # 4 poolings need >= 16 nodes per side; smaller grids are zero-padded
 NORMS = ("batch", "group")
 
+# The network variants the harness knows, by name. ``bias``: Conv2d biases inside
+# DoubleConv; ``raw_step``: d_{t-1} fed back is the raw network step (the authors'
+# choice; Dirichlet nodes keep it) instead of the step actually applied (zero there).
+VARIANTS = {
+    "paper": {"norm": "batch", "bias": True, "raw_step": True},   # the authors' network
+    "batch": {"norm": "batch", "bias": False, "raw_step": False},  # our earlier BatchNorm build
+    "group": {"norm": "group", "bias": False, "raw_step": False},  # GroupNorm (improved) build
+}
+
+
+def variant_of(norm: str, bias: bool, raw_step: bool) -> str | None:
+    for name, v in VARIANTS.items():
+        if v == {"norm": norm, "bias": bool(bias), "raw_step": bool(raw_step)}:
+            return name
+    return None
+
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
@@ -54,14 +70,14 @@ def _norm(kind: str, channels: int) -> nn.Module:
 class DoubleConv(nn.Module):
     """(3x3 conv, norm, ReLU) x 2, padding 1."""
 
-    def __init__(self, cin: int, cout: int, mid: int | None = None, norm: str = "batch"):
+    def __init__(self, cin: int, cout: int, mid: int | None = None, norm: str = "batch", bias: bool = False):
         super().__init__()
         mid = mid or cout
         self.double_conv = nn.Sequential(
-            nn.Conv2d(cin, mid, kernel_size=3, padding=1, bias=False),
+            nn.Conv2d(cin, mid, kernel_size=3, padding=1, bias=bias),
             _norm(norm, mid),
             nn.ReLU(inplace=True),
-            nn.Conv2d(mid, cout, kernel_size=3, padding=1, bias=False),
+            nn.Conv2d(mid, cout, kernel_size=3, padding=1, bias=bias),
             _norm(norm, cout),
             nn.ReLU(inplace=True),
         )
@@ -71,9 +87,9 @@ class DoubleConv(nn.Module):
 
 
 class Down(nn.Module):
-    def __init__(self, cin: int, cout: int, norm: str = "batch"):
+    def __init__(self, cin: int, cout: int, norm: str = "batch", bias: bool = False):
         super().__init__()
-        self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(cin, cout, norm=norm))
+        self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(cin, cout, norm=norm, bias=bias))
 
     def forward(self, x):
         return self.maxpool_conv(x)
@@ -82,10 +98,10 @@ class Down(nn.Module):
 class Up(nn.Module):
     """Bilinear x2 upsampling, pad to the skip's size, concatenate, DoubleConv."""
 
-    def __init__(self, cin: int, cout: int, norm: str = "batch"):
+    def __init__(self, cin: int, cout: int, norm: str = "batch", bias: bool = False):
         super().__init__()
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-        self.conv = DoubleConv(cin, cout, cin // 2, norm=norm)
+        self.conv = DoubleConv(cin, cout, cin // 2, norm=norm, bias=bias)
 
     def forward(self, x, skip):
         x = self.up(x)
@@ -109,26 +125,29 @@ class UNet(nn.Module):
     """4-level U-Net, channels h, 2h, 4h, 8h, 8h (bilinear variant), plus the
     scalar head ``out_scalar`` = Linear(8h -> 1) on the spatial amax of the bottleneck."""
 
-    def __init__(self, hidden: int = 10, cin: int = 3, norm: str = "batch"):
+    def __init__(self, hidden: int = 10, cin: int = 3, norm: str = "batch", bias: bool = False):
         super().__init__()
-        h = hidden
-        self.inc = DoubleConv(cin, h, norm=norm)
-        self.down1 = Down(h, 2 * h, norm)
-        self.down2 = Down(2 * h, 4 * h, norm)
-        self.down3 = Down(4 * h, 8 * h, norm)
-        self.down4 = Down(8 * h, 8 * h, norm)
-        self.up1 = Up(16 * h, 4 * h, norm)
-        self.up2 = Up(8 * h, 2 * h, norm)
-        self.up3 = Up(4 * h, h, norm)
-        self.up4 = Up(2 * h, h, norm)
+        h, b = hidden, bias
+        self.inc = DoubleConv(cin, h, norm=norm, bias=b)
+        self.down1 = Down(h, 2 * h, norm, b)
+        self.down2 = Down(2 * h, 4 * h, norm, b)
+        self.down3 = Down(4 * h, 8 * h, norm, b)
+        self.down4 = Down(8 * h, 8 * h, norm, b)
+        self.up1 = Up(16 * h, 4 * h, norm, b)
+        self.up2 = Up(8 * h, 2 * h, norm, b)
+        self.up3 = Up(4 * h, h, norm, b)
+        self.up4 = Up(2 * h, h, norm, b)
         self.outc = OutConv(h, 1)
         self.out_scalar = nn.Linear(8 * h, 1)
+        self.memory_format = torch.contiguous_format  # fast.apply_path may pick channels_last
 
     def forward(self, x):
         """(B, 3, H, W) float32 -> field (B, H, W), scalar (B,)."""
         H, W = x.shape[-2:]
         if H < MIN_SIZE or W < MIN_SIZE:
             x = F.pad(x, [0, max(0, MIN_SIZE - W), 0, max(0, MIN_SIZE - H)])
+        if self.memory_format is not torch.contiguous_format:
+            x = x.contiguous(memory_format=self.memory_format)
         x1 = self.inc(x)
         x2 = self.down1(x1)
         x3 = self.down2(x2)
@@ -154,7 +173,7 @@ class _GradNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         flat = grad.reshape(grad.shape[0], -1)
-        norm = flat.norm(dim=1).clamp_min(1e-30)
+        norm = flat.norm(dim=1).clamp_min(1e-40)  # torch.nn.functional.normalize(eps=1e-40), as the authors
         out = (flat / norm[:, None]).clamp(-10.0, 10.0)
         return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).view_as(grad)
 
@@ -177,6 +196,12 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(torch.mean(x * x, dim=(-2, -1), keepdim=True)).clamp_min(EPS_RMS)
 
 
+def _rms_authors(x: torch.Tensor) -> torch.Tensor:
+    """The authors' order: the L2 norm clamped below by EPS_RMS, then / sqrt(H W)."""
+    n = x.shape[-2] * x.shape[-1]
+    return torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp_min(EPS_RMS) / n ** 0.5
+
+
 def soft_clamp(x: torch.Tensor) -> torch.Tensor:
     return SOFT_CLAMP * torch.tanh(x / SOFT_CLAMP)
 
@@ -187,15 +212,31 @@ class Metamizer(nn.Module):
     Parameters
     ----------
     hidden : U-Net base width h (the paper used 20).
-    norm : ``"batch"`` (faithful, BatchNorm) or ``"group"`` (GroupNorm, same in
-        training and inference).
+    norm : ``"batch"`` (BatchNorm, as the authors) or ``"group"`` (GroupNorm, same
+        in training and inference).
+    bias : Conv2d biases inside DoubleConv (the authors keep PyTorch's default, True).
+    raw_step : feed back the raw network step as d_{t-1} (the authors), rather than
+        the applied step that is zero on Dirichlet nodes.
+    ``Metamizer.from_variant("paper", 20)`` is the authors' network.
     """
 
-    def __init__(self, hidden: int = 10, norm: str = "batch"):
+    def __init__(self, hidden: int = 10, norm: str = "batch", bias: bool = False, raw_step: bool = False):
         super().__init__()
         self.hidden = hidden
         self.norm = norm
-        self.nn = UNet(hidden, 3, norm)
+        self.bias = bool(bias)
+        self.raw_step = bool(raw_step)
+        self.nn = UNet(hidden, 3, norm, self.bias)
+
+    @classmethod
+    def from_variant(cls, variant: str, hidden: int) -> Metamizer:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown Metamizer variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        return cls(hidden, **VARIANTS[variant])
+
+    @property
+    def variant(self) -> str | None:
+        return variant_of(self.norm, self.bias, self.raw_step)
 
     @staticmethod
     def initial_state(like: torch.Tensor) -> State:
@@ -203,23 +244,30 @@ class Metamizer(nn.Module):
         z = torch.zeros_like(like, dtype=torch.float64)
         return State(z, z.clone(), torch.full((b,), C0, dtype=torch.float64, device=like.device))
 
-    @staticmethod
-    def features(grad: torch.Tensor, state: State) -> torch.Tensor:
-        """The normalised, soft-clamped network input, (B, 3, H, W) float32."""
-        s_g = _rms(grad)
-        s_d = _rms(state.step)
+    def features(self, grad: torch.Tensor, state: State) -> torch.Tensor:
+        """The normalised, soft-clamped network input, (B, 3, H, W) float32.
+
+        The ``paper`` variant (``raw_step``) follows the authors' arithmetic: RMS as
+        clamped norm / sqrt(HW), soft clamp in float64, then the float32 cast. The
+        other variants keep the order they were trained with (cast, then clamp in
+        float32); the two agree to float32 rounding."""
+        rms = _rms_authors if self.raw_step else _rms
+        s_g = rms(grad)
+        s_d = rms(state.step)
         scales = torch.stack((s_g, s_g, s_d), dim=1)  # (B, 3, 1, 1)
-        x = (torch.stack((grad, state.grad, state.step), dim=1) / scales).float()
-        # soft clamp in float32 (the network's precision); inf -> +-10
-        return x.div_(SOFT_CLAMP).tanh_().mul_(SOFT_CLAMP)
+        x = torch.stack((grad, state.grad, state.step), dim=1) / scales
+        if self.raw_step:
+            return x.div_(SOFT_CLAMP).tanh_().mul_(SOFT_CLAMP).float()
+        return x.float().div_(SOFT_CLAMP).tanh_().mul_(SOFT_CLAMP)  # inf -> +-10
 
     def step(self, grad: torch.Tensor, state: State, train: bool = False,
              interior: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """One proposed update.
 
         grad : (B, H, W) float64, dLoss/du (zero on Dirichlet nodes).
-        interior : optional (B, H, W) or (H, W) bool; the step is zeroed elsewhere
-            (the step actually applied, which becomes the next d_{t-1}).
+        interior : optional (B, H, W) or (H, W) bool; the returned step is zeroed
+            elsewhere. The next d_{t-1} is that applied step, or with ``raw_step`` the
+            network's step before masking.
         train : apply gradient normalisation on the backward pass.
         Returns the float64 step d_t and the new state.
         """
@@ -231,6 +279,7 @@ class Metamizer(nn.Module):
             expo = grad_norm(expo[:, None])[:, 0]
         scale = state.scale * torch.exp(expo)
         d = direction * scale[:, None, None]
+        raw = d
         if interior is not None:
             d = d * interior
-        return d, State(grad, d, scale)
+        return d, State(grad, raw if self.raw_step else d, scale)

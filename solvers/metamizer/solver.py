@@ -3,12 +3,19 @@
 Each iteration: the detached gradient of the MSR at u (one stencil application,
 ``TorchPhysics.gradient(u, "detach")``), one network step in float32 on
 normalised inputs, the float64 update ``u <- u + d`` and the Dirichlet reset.
-The network runs in eval mode under ``torch.inference_mode``; the model load,
-the physics tensors and one warm-up forward pass happen in ``setup`` (untimed).
+The network runs in eval mode under ``torch.inference_mode``.
+
+``available()`` only checks cheap facts (device, file present, the layout in a
+safetensors header). Everything that costs time happens in ``setup`` and is
+reported as setup_s: the model load, the move to the device (CUDA context,
+weight upload), the choice of the forward path for this grid (``fast.py``) and
+a warm-up iteration.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +25,7 @@ from solvers.base import Solver, cuda_unavailable_reason, torch_sync
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent.parent
-DEFAULT_CHECKPOINT = "solvers/metamizer/checkpoints/metamizer_h10.safetensors"
+DEFAULT_CHECKPOINT = "solvers/metamizer/checkpoints/metamizer_groupnorm_h10.safetensors"
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -32,10 +39,22 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return REPO_ROOT / p
 
 
+def sha256_prefix(path: Path, n: int = 12) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
 class Metamizer(Solver):
-    """Parameters (``conf/solver/metamizer.yaml``): ``checkpoint`` (path, relative to
-    the repo root or this package), ``hidden`` and ``variant`` (``batch`` | ``group``;
-    checked against the file), ``gradient`` (``detach``, the paper's, or ``exact``)."""
+    """Parameters (``conf/solver/metamizer*.yaml``): ``checkpoint`` (path, relative to
+    the repo root or this package; ours .safetensors or the authors' .state),
+    ``hidden`` and ``variant`` (``paper`` | ``batch`` | ``group``, see
+    ``model.VARIANTS``; checked against the file), ``gradient`` (``detach``, the
+    paper's, or ``exact``), ``fast_path`` (``auto``: channels_last for large
+    grids, checked against eager in setup; ``timed``; ``eager`` | ``channels_last``;
+    see ``fast.py``)."""
 
     family = "neural"
     backend = "torch"
@@ -43,51 +62,74 @@ class Metamizer(Solver):
     def __init__(self, name: str = "metamizer", device: str = "cpu", **params: Any):
         params.setdefault("checkpoint", DEFAULT_CHECKPOINT)
         params.setdefault("gradient", "detach")
+        params.setdefault("fast_path", "auto")
         super().__init__(name, device, **params)
         self.model = None
+        self.meta: dict[str, str] = {}
         self.physics = None
+        self.forward_path = None  # the chosen fast path (set in setup)
+        self._describe_cache: dict[str, Any] | None = None
 
     @property
     def checkpoint_path(self) -> Path:
         return resolve_checkpoint(self.params["checkpoint"])
 
     def available(self) -> str | None:
+        """Cheap: no model load, no CUDA context (see the module docstring)."""
+        from solvers.metamizer.fast import MODES
+
         reason = cuda_unavailable_reason(self.device)
         if reason:
             return reason
         if self.params["gradient"] not in ("detach", "exact"):
             return f"unknown gradient mode {self.params['gradient']!r} (set solver.gradient=detach or exact)"
+        if self.params["fast_path"] not in MODES:
+            return (f"unknown fast_path {self.params['fast_path']!r} "
+                    f"(set solver.fast_path to one of {', '.join(MODES)})")
         path = self.checkpoint_path
         if not path.is_file():
             return (f"checkpoint {path} not found: train one with python -m solvers.metamizer.train "
                     f"or set solver.checkpoint=PATH")
-        from solvers.metamizer.checkpoint import CheckpointError
+        if path.suffix == ".safetensors":  # the header only (no tensors read)
+            from solvers.metamizer.checkpoint import CheckpointError, read_metadata
 
-        try:
-            self._load()
-        except CheckpointError as exc:
-            return str(exc)
+            try:
+                meta = read_metadata(path)
+            except CheckpointError as exc:
+                return str(exc)
+            want = self.params.get("hidden")
+            if want is not None and "hidden" in meta and int(meta["hidden"]) != int(want):
+                return (f"checkpoint {path} has hidden={meta['hidden']}, the config asks for hidden={want}"
+                        f" (set solver.hidden={meta['hidden']})")
+            var = self.params.get("variant")
+            if var is not None and meta.get("variant") not in (None, "None", var):
+                return (f"checkpoint {path} holds variant {meta['variant']}, the config asks for "
+                        f"variant={var} (set solver.variant={meta['variant']})")
         return None
 
     def _load(self):
         from solvers.metamizer.checkpoint import load
 
-        if self.model is None:
-            self.model, self.meta = load(self.checkpoint_path, hidden=self.params.get("hidden"),
-                                         norm=self.params.get("variant"), device=self.device)
+        self.model, self.meta = load(self.checkpoint_path, hidden=self.params.get("hidden"),
+                                     variant=self.params.get("variant"), device=self.device)
         return self.model
 
     def setup(self, problem) -> None:
         from problems.torch_ops import TorchPhysics
+        from solvers.metamizer.fast import choose_path, tf32_off
 
-        model = self._load().eval()
+        if str(self.device).startswith("cuda"):
+            tf32_off()  # float32 network as trained: no TF32 matmul/convolution
+        model = self._load().eval()  # model load and weight upload: part of setup_s
         self.physics = TorchPhysics(problem, self.device)
         self._interior = self.physics.interior[None]
-        with torch.inference_mode():  # warm-up: allocator and kernels for this grid size
+        with torch.inference_mode():
             u = self.physics.initial_field()[None]
             state = model.initial_state(u)
             grad = self.physics.gradient(u[0], self.params["gradient"])[None]
-            model.step(grad, state, interior=self._interior)
+            x = model.features(grad, state)
+            self.forward_path = choose_path(model, x, self.params["fast_path"], self.device)
+            model.step(grad, state, interior=self._interior)  # warm-up of the whole iteration
         self.sync()
 
     def solve(self, problem, monitor):
@@ -110,6 +152,40 @@ class Metamizer(Solver):
         torch_sync(self.device)
 
     def describe(self) -> dict[str, Any]:
-        out = dict(self.params)
-        out["checkpoint"] = str(self.params["checkpoint"])
+        """Parameters plus the checkpoint's provenance and training cost (flat keys),
+        read from the file's header: the report can weigh training against solves."""
+        if self._describe_cache is None:
+            out = {k: (str(v) if k == "checkpoint" else v) for k, v in self.params.items()}
+            path = self.checkpoint_path
+            meta: dict[str, str] = {}
+            if path.is_file():
+                out["checkpoint_sha256"] = sha256_prefix(path)
+                if path.suffix == ".safetensors":
+                    from solvers.metamizer.checkpoint import CheckpointError, read_metadata
+
+                    try:
+                        meta = read_metadata(path)
+                    except CheckpointError:
+                        meta = {}
+            out["checkpoint"] = path.name
+            out["training_wall_s"] = _num(meta.get("training_wall_s", meta.get("wall_s")))
+            out["training_steps"] = _num(meta.get("training_steps", meta.get("step")))
+            out["training_hardware"] = meta.get("training_hardware")
+            out["training_recipe"] = meta.get("recipe")
+            self._describe_cache = out
+        out = dict(self._describe_cache)
+        if self.forward_path is not None:
+            out["forward_path"] = self.forward_path
+        if str(self.device).startswith("cuda"):
+            out["tf32"] = bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
         return out
+
+
+def _num(v: str | None) -> float | int | None:
+    if v is None:
+        return None
+    try:
+        x = json.loads(v)
+    except ValueError:
+        return None
+    return x if isinstance(x, (int, float)) else None
