@@ -21,8 +21,8 @@ import time
 import pytest
 import torch
 
+from harness.evaluate import solver_params
 from problems import make_problem
-from solvers.metamizer.evaluate import solver_params
 from solvers.metamizer.solver import Metamizer as MetamizerSolver
 
 THREADS = int(os.environ.get("METAMIZER_BENCH_THREADS", "1"))

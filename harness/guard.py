@@ -1,6 +1,7 @@
-"""Guards that keep one bad job from stalling or killing a sweep.
+"""Process isolation with a wall-clock deadline: one bad job cannot stall or kill a sweep.
+Over 300 lines: fork, the shared-memory log and the parent's deadline loop are one protocol, read together.
 
-Two guards, both applied by ``harness.job.run_job``:
+Applied by ``harness.job.run_job`` (the other guard, the memory estimate, is ``harness.memory``):
 
 * **Process isolation with a wall-clock deadline** (``run_isolated``). Each
   repeat (solver construction, setup, solve, timing check) runs in a child
@@ -34,14 +35,8 @@ Two guards, both applied by ``harness.job.run_job``:
   that imported and used torch.cuda or CuPy), ``run_isolated`` refuses to fork
   (``fork_refusal``) and the job is recorded as an error saying so.
 
-* **Memory estimate before setup** (``memory_refusal``): the number of grid
-  nodes times a per-family bytes-per-node figure (measured, see the table)
-  against the memory this process may still use (``MemAvailable``, capped by a
-  cgroup limit such as a Slurm allocation). Too large a grid is refused with
-  one line instead of being OOM-killed half-way through a sweep.
-
 Where ``fork`` does not exist (Windows) or ``isolate=false``, repeats run in
-the job process and only the memory guard applies.
+the job process.
 """
 
 from __future__ import annotations
@@ -62,12 +57,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-
-GiB = 1024**3
-
-# ------------------------------------------------------------------------------------------------
-# Process isolation
-# ------------------------------------------------------------------------------------------------
 
 
 def fork_available() -> bool:
@@ -332,120 +321,7 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
     return out
 
 
-# ------------------------------------------------------------------------------------------------
-# Memory estimate
-# ------------------------------------------------------------------------------------------------
-
-# Peak resident bytes per grid node (H*W), measured with this module's child processes
-# (ru_maxrss above the job process) on laplace_bilinear at n = 512, 1024, 2048 and rounded up;
-# see docs/ROBUSTNESS.md. Most solvers peak at 550-750 B/node, set by the problem's own
-# caches (the sparse assembly, the metrics), which BASE covers; a family adds its work space.
-BASE_BYTES_PER_NODE = 700
-FAMILY_BYTES_PER_NODE = {
-    "krylov": 100,        # SciPy work vectors (CG ~5, GMRES ~restart)
-    "multigrid": 150,     # hierarchy, operator complexity ~1.3
-    "direct": 100,        # the DST solver; sparse LU adds its fill below
-    "first_order": 100,   # torch fields, autograd buffers
-    "quasi_newton": 100,  # L-BFGS history
-    "neural": 150,        # U-Net activations in float32 (inference mode)
-}
-DEFAULT_BYTES_PER_NODE = 300
-EXTRA_BYTES_PER_NODE = {  # solver parameters that change the footprint (measured: 1.4-1.5 kB, 2.8-3.4 kB)
-    ("preconditioner", "ilu"): 1000,
-    ("name", "splu"): 3000,     # sparse LU fill grows like n log n
-    ("method", "lgmres"): 150,
-    ("method", "gcrotmk"): 150,
-}
-DIRECT_REFERENCE_PROBLEMS = {"laplace_obstacles": 3000}  # reference solution by sparse LU at build time
-
-
-def grid_shape(problem_cfg: dict) -> tuple[int, int] | None:
-    """(H, W) from a problem config (n, or h and w), or None if not integers."""
-    n, h, w = problem_cfg.get("n"), problem_cfg.get("h"), problem_cfg.get("w")
-    h, w = (h if h is not None else n), (w if w is not None else n)
-    try:
-        return int(h), int(w)
-    except (TypeError, ValueError):
-        return None
-
-
-def bytes_per_node(family: str | None, solver_cfg: dict, problem_name: str = "") -> int:
-    b = BASE_BYTES_PER_NODE + FAMILY_BYTES_PER_NODE.get(family or "", DEFAULT_BYTES_PER_NODE)
-    for (key, value), extra in EXTRA_BYTES_PER_NODE.items():
-        if solver_cfg.get(key) == value:
-            b += extra
-    return b + DIRECT_REFERENCE_PROBLEMS.get(problem_name, 0)
-
-
-def available_memory() -> int | None:
-    """Bytes this process may still allocate: MemAvailable, capped by a cgroup (v2 or v1) limit."""
-    avail = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
-                break
-    except (OSError, ValueError):
-        pass
-    if avail is None:
-        try:
-            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return None
-    for limit_f, usage_f in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                             ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                              "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            limit = Path(limit_f).read_text().strip()
-            if limit != "max" and int(limit) < 1 << 60:
-                avail = min(avail, int(limit) - int(Path(usage_f).read_text().strip()))
-            break
-        except (OSError, ValueError):
-            continue
-    return avail
-
-
-def estimate_bytes(problem_cfg: dict, solver_cfg: dict, family: str | None) -> int | None:
-    shape = grid_shape(problem_cfg)
-    if shape is None:
-        return None
-    h, w = shape
-    return h * w * bytes_per_node(family, solver_cfg, str(problem_cfg.get("name", "")))
-
-
-def memory_refusal(problem_cfg: dict, solver_cfg: dict, family: str | None, *,
-                   available: int | None = None, margin: float = 0.9) -> str | None:
-    """One line if the job would not fit in memory, else None."""
-    need = estimate_bytes(problem_cfg, solver_cfg, family)
-    have = available_memory() if available is None else available
-    if need is None or have is None or need <= margin * have:
-        return None
-    h, w = grid_shape(problem_cfg)
-    return (f"grid {h}x{w} needs ~{need / GiB:.1f} GiB ({solver_cfg.get('name', '?')}, {family or 'unknown'} "
-            f"family: ~{need // (h * w)} bytes per node), this machine has {max(have, 0) / GiB:.1f} GiB "
-            f"available: use a smaller problem.n, or memory_check=false to try anyway")
-
-
-def solver_family(solver_cfg: dict) -> str | None:
-    """The family a solver config will report, from its class, without instantiating it."""
-    target = solver_cfg.get("_target_")
-    if not target:
-        return None
-    try:
-        from hydra.utils import get_class
-
-        cls = get_class(target)
-    except Exception:  # noqa: BLE001 - a bad _target_ is reported when the solver is built
-        return None
-    family = getattr(cls, "family", None)
-    if family == "krylov" and solver_cfg.get("preconditioner") in ("pyamg_sa", "pyamg_rs"):
-        family = "multigrid"
-    return family
-
-
-# ------------------------------------------------------------------------------------------------
 # The environment record, taken without touching CUDA in this process
-# ------------------------------------------------------------------------------------------------
 
 _ENVIRONMENT: dict[str, dict] = {}  # per-process cache: one child per process asks torch about the GPU
 
@@ -464,13 +340,3 @@ def environment_isolated(isolate: bool = True) -> dict:
         out = run_isolated(lambda emit: environment(), timeout_s=120)
         _ENVIRONMENT["env"] = out.value if out.kind == "done" else {"environment_error": out.message}
     return _ENVIRONMENT["env"]
-
-
-def default_timeout(max_seconds: float) -> float:
-    """Per-repeat wall clock: 10 x the solve budget (setup, re-run strategy, timing check) + 60 s."""
-    return 10.0 * float(max_seconds) + 60.0
-
-
-__all__ = ["ChildOutcome", "Interrupted", "available_memory", "cuda_initialised", "default_timeout",
-           "environment_isolated", "estimate_bytes", "fork_available", "fork_refusal", "memory_refusal",
-           "run_isolated", "solver_family"]

@@ -1,4 +1,5 @@
 """One job: a composed config -> problem + solver -> repeats -> one trace file.
+Over 300 lines: one job end to end (config, guards, repeats, trace rows); each step is short and used only here.
 
 Independent of Hydra's runtime (the output folder and the command-line
 overrides are passed in), so tests can drive it with the compose API.
@@ -19,20 +20,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from harness.environment import now
-from harness.guard import (
-    default_timeout,
-    environment_isolated,
-    fork_available,
-    fork_refusal,
-    grid_shape,
-    memory_refusal,
-    run_isolated,
-    solver_family,
-)
+from harness.guard import environment_isolated, fork_available, fork_refusal, run_isolated
+from harness.memory import grid_shape, memory_refusal, solver_family
 from harness.monitor import Budget
-from harness.results import COLUMNS, TRACE_NAME, write_trace
+from harness.results import TRACE_NAME, job_rows, trace_frame, write_trace
 from harness.resume import job_key, solver_label
-from harness.runner import JobResult, run_solver, trace_frame
+from harness.runner import JobResult, run_solver
 from harness.status import Status
 from problems import Problem, ProblemError, make_problem
 
@@ -129,7 +122,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     label = solver_label(name, overrides)
     family = solver_family(solver_cfg)
     run_id = uuid.uuid4().hex[:12]
-    refusal = memory_refusal(problem_cfg, solver_cfg, family) if cfg.get("memory_check", True) else None
+    refusal = memory_refusal(problem_cfg, solver_cfg) if cfg.get("memory_check", True) else None
     problem = None if refusal else build_problem(cfg)
     where = _problem_fields(cfg, problem)
     fallback = {"family": family or "unknown", "backend": "unknown", "device": solver_cfg.get("device", "cpu")}
@@ -139,7 +132,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         results.append(result)
         guards.append({"repeat": repeat, **guard})
         rows.append(_rows(cfg, where, {**fallback, **info}, solver_cfg, label, run_id, repeat, result, threads))
-        pending.append(_one_line(label, where, repeat, result))
+        pending.append(_repeat_line(label, where, repeat, result))
         if write_unstarted or not result.trace.empty:  # else said once by JobNotRun, if nothing ran
             while pending:
                 log.info(pending.pop(0))
@@ -147,9 +140,9 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     repeats = int(cfg.repeats)
     child = {}
     if refusal:
-        record(0, JobResult("error", refusal), {}, {"outcome": "refused"})
+        record(0, JobResult(Status.ERROR, refusal), {}, {"outcome": "refused"})
     elif isolate and (unsafe := fork_refusal()):
-        record(0, JobResult("error", unsafe), {}, {"outcome": "refused"})
+        record(0, JobResult(Status.ERROR, unsafe), {}, {"outcome": "refused"})
     elif isolate:
         child = _run_isolated(cfg, problem, budget, timeout, label, repeats, record)
     else:
@@ -166,9 +159,9 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     if len(results) < repeats:
         log.info(f"{label:>14s} skipping repeats {len(results)}..{repeats - 1} "
                  f"after repeat {len(results) - 1}: {results[-1].status} ({one_line(results[-1].message)})")
-    if not write_unstarted and all(r.trace.empty and r.status in ("error", "unavailable") for r in results):
+    if not write_unstarted and all(r.trace.empty and r.status in (Status.ERROR, Status.UNAVAILABLE) for r in results):
         first = results[0]
-        status = "" if first.status == "error" else f"{first.status}: "
+        status = "" if first.status == Status.ERROR else f"{first.status}: "
         raise JobNotRun(f"{label} on {where['problem']} {where['h']}x{where['w']}: {status}{one_line(first.message)}")
     for line in pending:
         log.info(line)
@@ -206,9 +199,10 @@ def repeat_limit(cfg: DictConfig) -> float | None:
 
 
 def job_timeout(cfg: DictConfig, budget: Budget) -> float:
+    """``job_timeout_s``, or by default 10 x the solve budget (setup, re-run strategy, timing check) + 60 s."""
     value = cfg.get("job_timeout_s")
     if value is None:
-        return default_timeout(budget.max_seconds)
+        return 10.0 * float(budget.max_seconds) + 60.0
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -230,7 +224,7 @@ def _attempt(cfg: DictConfig, problem: Problem, budget: Budget, progress, emit):
         solver = instantiate(cfg.solver, _convert_="all")
     except Exception as exc:  # a bad solver parameter: recorded, the sweep goes on
         cause = exc.__cause__ or exc
-        return JobResult("error", f"bad solver configuration: {type(cause).__name__}: {cause}"), {}
+        return JobResult(Status.ERROR, f"bad solver configuration: {type(cause).__name__}: {cause}"), {}
     info = _solver_info(solver)
     if emit is not None:
         emit("info", info)
@@ -291,7 +285,7 @@ def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict
             phase = f"during the solve; partial trace up to iteration {int(rows[-1]['iteration'])}"
         else:
             phase = "during the solve, before its first checkpoint"
-        status = "timeout" if out.kind == "timeout" else "error"
+        status = Status.TIMEOUT if out.kind == "timeout" else Status.ERROR
         result = JobResult(status, f"{out.message} {phase}", setup_s=state["setup_s"],
                            strategy=info.get("strategy", "callback"), trace=trace_frame(rows))
         record(state["repeat"], result, info,
@@ -333,7 +327,7 @@ def _problem_fields(cfg: DictConfig, problem: Problem | None) -> dict[str, Any]:
             "n_unknowns": None, "exact_kind": None}
 
 
-def _one_line(label: str, where: dict, repeat: int, r: JobResult) -> str:
+def _repeat_line(label: str, where: dict, repeat: int, r: JobResult) -> str:
     grid = f"{where['problem']} {where['h']}x{where['w']}"
     if r.trace.empty:
         return f"{label:>14s} {grid}  {r.status}: {one_line(r.message)}"
@@ -345,9 +339,6 @@ def _one_line(label: str, where: dict, repeat: int, r: JobResult) -> str:
 
 def _rows(cfg, where: dict, info: dict, solver_cfg: dict[str, Any], label, run_id, repeat,
           result: JobResult, threads) -> pd.DataFrame:
-    df = result.trace.copy()
-    if df.empty:  # never ran: one row that carries the status and the reason
-        df = pd.DataFrame([{c: None for c in df.columns}])
     params = {k: v for k, v in solver_cfg.items() if k not in ("_target_", "name")}
     const = {
         "sweep": cfg.sweep_name, "run_id": run_id, **where,
@@ -358,9 +349,7 @@ def _rows(cfg, where: dict, info: dict, solver_cfg: dict[str, Any], label, run_i
         "threads": threads, "repeat": repeat, "setup_s": result.setup_s,
         "status": str(result.status), "message": one_line(result.message),
     }
-    for k, v in const.items():
-        df[k] = v
-    return df[list(COLUMNS)]
+    return job_rows(result.trace, const)
 
 
 __all__ = ["ConfigError", "JobNotRun", "ProblemError", "build_problem", "run_job", "solver_label"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.status import Status
 from problems import Problem
 
 
@@ -50,9 +51,9 @@ class Budget:
         """The stop a checkpoint's MSR calls for (diverged or target), or None to go on."""
         msr0 = max(msr0, 1e-300)
         if not math.isfinite(msr) or msr > self.divergence_factor * msr0:
-            return StopSolve("diverged", f"MSR {msr:.3g} at iteration {k} (initial {msr0:.3g})")
+            return StopSolve(Status.DIVERGED, f"MSR {msr:.3g} at iteration {k} (initial {msr0:.3g})")
         if self.target_msr and msr <= self.target_msr:
-            return StopSolve("target", f"MSR {msr:.3g} <= target {self.target_msr:g} at iteration {k}")
+            return StopSolve(Status.TARGET, f"MSR {msr:.3g} <= target {self.target_msr:g} at iteration {k}")
         return None
 
 
@@ -119,10 +120,10 @@ class Monitor:
         self.last_k = k
         if k >= self.max_iters:
             self._record(k, x)
-            raise StopSolve("budget", f"max_iters={self.max_iters} reached")
+            raise StopSolve(Status.BUDGET, f"max_iters={self.max_iters} reached")
         if self.elapsed >= self.budget.max_seconds:
             self._record(k, x)
-            raise StopSolve("budget", f"max_seconds={self.budget.max_seconds:g} reached")
+            raise StopSolve(Status.BUDGET, f"max_seconds={self.budget.max_seconds:g} reached")
         if self._next < len(self._points) and k >= self._points[self._next]:
             self._record(k, x)
         self._t_resume = self._clock()
@@ -170,4 +171,4 @@ class BareMonitor:
     def __call__(self, k: int, x) -> None:
         self.last_k = k
         if k >= self.max_iters:
-            raise StopSolve("budget")
+            raise StopSolve(Status.BUDGET)

@@ -18,9 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.status import FAILED
-from harness.status import STATUSES as _STATUSES
-
 SCHEMA_VERSION = 1
 TRACE_NAME = "trace.parquet"
 METADATA_KEY = b"harness"
@@ -56,12 +53,45 @@ COLUMNS: dict[str, pa.DataType] = {
     "message": pa.string(),
 }
 ARROW_SCHEMA = pa.schema([pa.field(k, t) for k, t in COLUMNS.items()])
-STATUSES = _STATUSES  # harness.status.Status lists them, each with its meaning
-FAILED_STATUSES = tuple(s.value for s in FAILED)
+CHECKPOINT_FIELDS = ["iteration", "time_s", "msr", "mse", "rel_res", "matvecs"]  # one value per checkpoint
+# every other column is one value per solve (the job and its outcome): ``job_rows`` sets them
+
+# What identifies what, in these columns (one vocabulary for the runner, the report and the check):
+# - a *solve*: one repeat of one job, ("run_id", "repeat") (``SOLVE``); its last row is its outcome;
+# - a *cell*: one solver configuration on one problem at one grid size, aggregated over repeats and over
+#   sweeps (the newest copy wins): ``CELL``, what the report tabulates;
+# - the check keys on the solver's config name instead of its label (``harness.check.config.KEY``), so
+#   that a run with a parameter overridden is compared with that solver's baseline;
+# - ``harness.resume.job_key``: a hash of everything that decides a job's result (config and overrides),
+#   stored in each trace's metadata, to find jobs already done.
+SOLVE = ["run_id", "repeat"]
+CELL = ["problem", "n", "label"]
 
 
 class ResultsError(RuntimeError):
     """A results folder that cannot be read (nothing usable in it)."""
+
+
+def trace_frame(rows: list[dict]) -> pd.DataFrame:
+    """The monitor's checkpoint rows as a DataFrame of the ``CHECKPOINT_FIELDS`` columns."""
+    return pd.DataFrame(rows, columns=CHECKPOINT_FIELDS)
+
+
+def job_rows(trace: pd.DataFrame, per_solve: dict[str, Any]) -> pd.DataFrame:
+    """One solve's trace file rows: its checkpoints plus the per-solve columns, in ``COLUMNS`` order.
+
+    A solve that never ran gets one row that carries its status and message.
+    """
+    df = trace.copy() if not trace.empty else pd.DataFrame([{c: None for c in trace.columns}])
+    for k, v in per_solve.items():
+        df[k] = v
+    return df[list(COLUMNS)]
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The last checkpoint of each solve (or its only row)."""
+    df = df.sort_values([*SOLVE, "iteration"], na_position="first")
+    return df.groupby(SOLVE, as_index=False).tail(1)
 
 
 def write_trace(df: pd.DataFrame, path: str | Path, metadata: dict[str, Any]) -> Path:

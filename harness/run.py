@@ -1,4 +1,5 @@
 """Entry point: ``python -m harness.run [overrides]`` (one job) or ``+sweep=NAME`` (a sweep).
+Over 300 lines: the command line's contract (argument checks, output folder, locking, resume) in one place.
 
 Before Hydra starts: the override grammar, group names and results folders
 (``check_arguments``), then every value of every job the command will run
@@ -42,8 +43,25 @@ RESUMED_RUN_DIR = "${problem.name}_n${problem.n}/${solver.name}/resumed-STAMP"
 DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "resume")
 
 
-def choices(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+def choices(group: str, extra: list[Path] = ()) -> list[str]:
+    """The configs of ``group`` (e.g. solver) in conf/ and in the ``extra`` config folders."""
+    return sorted({p.stem for folder in (CONF, *extra) for p in (Path(folder) / group).glob("*.yaml")})
+
+
+def search_dirs(argv: list[str]) -> list[Path] | None:
+    """Config folders added with ``hydra.searchpath=[file://DIR,...]`` (a solver kept outside the
+    repository), or None when one of them is not a folder (``pkg://``): its configs cannot be listed."""
+    dirs: list[Path] = []
+    for arg in argv:
+        if arg.split("=", 1)[0].lstrip("+~") != "hydra.searchpath":
+            continue
+        override, error = _parse(arg)
+        value = override.value() if not error else None
+        for entry in value if isinstance(value, list) else []:
+            if not str(entry).startswith("file://"):
+                return None
+            dirs.append(Path(str(entry)[len("file://"):]))
+    return dirs
 
 
 def _parse(arg: str):
@@ -93,6 +111,7 @@ def _unwritable(key: str, value: str) -> str | None:
 def check_arguments(argv: list[str]) -> str | None:
     """One line describing the first bad command-line value, or None."""
     seen_dirs = set()
+    extra = search_dirs(argv)
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue  # Hydra flags (--help, -m, --cfg job); Hydra reports its own
@@ -103,8 +122,8 @@ def check_arguments(argv: list[str]) -> str | None:
         values = _values(override)
         if values is None:
             continue
-        if key in ("solver", "problem", "sweep"):
-            valid = choices(key)
+        if key in ("solver", "problem", "sweep") and extra is not None:
+            valid = choices(key, extra)
             for v in values:
                 if v not in valid:
                     what = f"{key}= needs a value" if v == "" else f"unknown {key} {v!r}"
@@ -123,7 +142,7 @@ def check_arguments(argv: list[str]) -> str | None:
     return None
 
 
-def _one_line(exc: Exception) -> str:
+def _hydra_error_line(exc: Exception) -> str:
     """Hydra's multi-line composition errors as one line."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     if not lines:
@@ -265,7 +284,7 @@ def _check_values(argv: list[str], max_groups: int = 200):
                 if line:
                     return line, first
     except Exception as exc:  # noqa: BLE001 - whatever Hydra says, as one line
-        return _one_line(exc), first
+        return _hydra_error_line(exc), first
     return None, first
 
 
@@ -310,7 +329,7 @@ def plan_output(argv: list[str], cfg=None) -> tuple[Path | None, list[str], str 
         pin = [] if "hydra.run.dir" in given else [f"hydra.run.dir={_quoted(str(folder))}"]
         return folder, pin, None
     except Exception as exc:  # noqa: BLE001 - e.g. an output folder that does not resolve
-        return None, [], _one_line(exc)
+        return None, [], _hydra_error_line(exc)
 
 
 def _holds_sweep(folder: Path) -> str | None:

@@ -16,13 +16,13 @@ from typing import Any
 import pandas as pd
 
 from harness.monitor import BareMonitor, Budget, Monitor, StopSolve, checkpoints
+from harness.results import trace_frame
 from harness.status import Status
 from problems import Problem
 from solvers.base import Solver
 
-__all__ = ["Budget", "JobResult", "rerun_plan", "run_solver", "trace_frame", "warm_up"]
+__all__ = ["Budget", "JobResult", "rerun_plan", "run_solver", "warm_up"]
 
-TRACE_FIELDS = ["iteration", "time_s", "msr", "mse", "rel_res", "matvecs"]
 RERUN_PER_DECADE = 5  # each re-run starts from scratch, so fewer checkpoints than a callback run
 WARMUP_ITERS = 3  # the untimed warm-up: enough to run every line of a solver's loop once
 WARMUP_SECONDS = 1.0  # ... but never longer than this (a slow iteration has already warmed up)
@@ -37,7 +37,7 @@ class JobResult:
     setup_s: float = float("nan")  # the whole setup of this repeat, assembly included
     warmup_s: float = float("nan")  # the untimed warm-up solve (wall clock), for the record
     strategy: str = "callback"
-    trace: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRACE_FIELDS))
+    trace: pd.DataFrame = field(default_factory=lambda: trace_frame([]))
     timing_check: dict | None = None
     solver_info: dict = field(default_factory=dict)  # solver.describe(), taken before teardown
 
@@ -46,11 +46,6 @@ def _error_message(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" ({frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
     return f"{type(exc).__name__}: {exc}{where}"
-
-
-def trace_frame(rows: list[dict]) -> pd.DataFrame:
-    """Monitor rows as a trace DataFrame (the TRACE_FIELDS columns)."""
-    return pd.DataFrame(rows, columns=TRACE_FIELDS)
 
 
 Sink = Callable[[str, Any], None]

@@ -24,6 +24,11 @@ class Status(StrEnum):
     def description(self) -> str:
         return DESCRIPTIONS[self]
 
+    @property
+    def words(self) -> str:
+        """How the status reads in a table."""
+        return WORDS[self]
+
     @classmethod
     def describe(cls, value: str) -> str:
         """The one-line meaning of a status value ('' for a value this version does not produce)."""
@@ -44,7 +49,40 @@ DESCRIPTIONS = {
     Status.UNAVAILABLE: "cannot run here (missing library or device, or unsupported problem)",
 }
 
-STATUSES = tuple(s.value for s in Status)
-FAILED = (Status.DIVERGED, Status.TIMEOUT, Status.ERROR, Status.UNAVAILABLE)
+WORDS = {
+    Status.TARGET: "reached the stop target",
+    Status.BUDGET: "used its whole budget",
+    Status.STALLED: "stopped early, above target",
+    Status.DIVERGED: "diverged",
+    Status.TIMEOUT: "killed at the job timeout",
+    Status.ERROR: "failed with an error",
+    Status.UNAVAILABLE: "unavailable here",
+}
+# Statuses older traces wrote: "ok" for a solver that returned by itself (issue 11 split it into
+# stalled and budget/target); ``normalise`` reads it as the status that replaced it.
+LEGACY = {"ok": Status.STALLED}
+LEGACY_WORDS = {"ok": "finished by itself"}
 
-__all__ = ["DESCRIPTIONS", "FAILED", "STATUSES", "Status"]
+STATUSES = tuple(s.value for s in Status)
+ENDED = (Status.TARGET, Status.BUDGET, Status.STALLED)  # ran until the budget, the target or the solver ended it
+FAILED = (Status.DIVERGED, Status.TIMEOUT, Status.ERROR, Status.UNAVAILABLE)
+BROKE = (Status.DIVERGED, Status.ERROR, Status.TIMEOUT)  # failed after it started: its partial curve is marked
+
+
+def normalise(value: str) -> str:
+    """A stored status as this version names it ("ok" -> "stalled"; others unchanged)."""
+    return str(LEGACY.get(value, value))
+
+
+def status_words(summary: str) -> str:
+    """'budget x2, diverged x1' -> 'used its whole budget x2, diverged x1' (unknown statuses kept as they are)."""
+    out = []
+    for part in str(summary).split(", "):
+        word, _, count = part.partition(" x")
+        text = WORDS[Status(word)] if word in STATUSES else LEGACY_WORDS.get(word, word)
+        out.append(text + (f" x{count}" if count else ""))
+    return ", ".join(dict.fromkeys(out))
+
+
+__all__ = ["BROKE", "DESCRIPTIONS", "ENDED", "FAILED", "LEGACY", "STATUSES", "WORDS", "Status", "normalise",
+           "status_words"]

@@ -8,8 +8,8 @@ from omegaconf import DictConfig
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from harness.console import print_summary
         from harness.results import ResultsError, load
-        from harness.tables import print_summary
 
         folder = config.hydra.sweep.dir
         try:

@@ -1,4 +1,5 @@
 """One validation layer for every user-facing config value, run before anything is written.
+Over 300 lines: one pydantic model per config section plus the signature introspection they share.
 
 ``config_error(cfg, added)`` takes a composed config (what a job will see) and
 returns one line naming the first bad key, its value and the fix, or None.

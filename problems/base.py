@@ -109,9 +109,6 @@ class Problem:
         u[self.interior] = x
         return u
 
-    def to_interior(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray(u, dtype=np.float64)[self.interior]
-
     def initial_field(self) -> np.ndarray:
         """The starting point of every solver: zeros on the unknowns, g on the border."""
         return self.to_full(np.zeros(self.n_interior))

@@ -1,16 +1,36 @@
 """Problem generators (the harness's gallery), each with its ground truth.
 
 Coordinates follow METAMIZER_FACTS.md: x = column index 0..W-1, y = row index
-0..H-1. Every generator is a plain function returning an immutable Problem.
+0..H-1. Every generator is a plain function returning an immutable Problem, registered
+by ``@generator`` under its name.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse.linalg as spla
 
 from problems.base import Problem, ProblemError, check_grid
 from problems.stencil import apply_laplacian
+
+GENERATORS: dict[str, Callable[..., Problem]] = {}  # name -> generator, filled by @generator
+DIRECT_SOLVE_BYTES_PER_NODE = 3000  # sparse LU fill of a reference solve (measured; docs/ROBUSTNESS.md)
+
+
+def generator(fn=None, *, direct_reference: bool = False):
+    """Register a problem generator under its function's name (``conf/problem/<name>.yaml`` names it).
+
+    ``direct_reference=True``: its reference solution is a sparse direct solve at build time, whose
+    fill counts in the memory guard's estimate (``reference_bytes_per_node``).
+    """
+    def register(f):
+        f.reference_bytes_per_node = DIRECT_SOLVE_BYTES_PER_NODE if direct_reference else 0
+        GENERATORS[f.__name__] = f
+        return f
+
+    return register(fn) if fn is not None else register
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,6 +45,7 @@ def border_mask(h: int, w: int, width: int = 2) -> np.ndarray:
     return m
 
 
+@generator
 def laplace_bilinear(h: int, w: int) -> Problem:
     """The paper's test: 2-node border with g = (x/W)(y/H); exact solution = g."""
     x, y = _grid(h, w)
@@ -39,6 +60,7 @@ HARMONIC = {
 }
 
 
+@generator
 def laplace_harmonic(h: int, w: int, variant: str = "x2-y2") -> Problem:
     """Laplace with a harmonic polynomial as border data; exact solution = the polynomial.
 
@@ -55,6 +77,7 @@ def laplace_harmonic(h: int, w: int, variant: str = "x2-y2") -> Problem:
                    exact_kind="analytic", params={"variant": variant})
 
 
+@generator
 def poisson_manufactured(h: int, w: int) -> Problem:
     """Poisson with f = -Lap_h(u*) for a smooth u*, so u* is the exact discrete solution."""
     x, y = _grid(h, w)
@@ -85,6 +108,7 @@ def obstacle_mask_and_values(h: int, w: int, rng: np.random.Generator, n_boxes: 
     return mask, g
 
 
+@generator(direct_reference=True)
 def laplace_obstacles(h: int, w: int, seed: int = 0, n_boxes: int = 3) -> Problem:
     """Random interior Dirichlet boxes (seeded); reference solution by a sparse direct solve."""
     mask, g = obstacle_mask_and_values(h, w, np.random.default_rng(seed), n_boxes=n_boxes)
@@ -94,12 +118,9 @@ def laplace_obstacles(h: int, w: int, seed: int = 0, n_boxes: int = 3) -> Proble
     return Problem(p.name, mask, g, p.f, exact=ref, exact_kind="direct", params=p.params)
 
 
-GENERATORS = {
-    "laplace_bilinear": laplace_bilinear,
-    "laplace_harmonic": laplace_harmonic,
-    "poisson_manufactured": poisson_manufactured,
-    "laplace_obstacles": laplace_obstacles,
-}
+def reference_bytes_per_node(name: str) -> int:
+    """Bytes per grid node that building problem ``name``'s reference solution needs (0: analytic)."""
+    return getattr(GENERATORS.get(name), "reference_bytes_per_node", 0)
 
 
 def make_problem(name: str, n: int | None = 64, h: int | None = None, w: int | None = None, **params) -> Problem:

@@ -1,4 +1,5 @@
 """NVIDIA AMGX through pyamgx: algebraic multigrid (and AMG-preconditioned Krylov) on the GPU.
+Over 300 lines: the AMGX ctypes binding, its resource lifetime and the solver that uses them belong together.
 
 The AMGX JSON configuration is the solver parameter ``config`` (a dict with
 ``config_version: 2`` and a ``solver`` dict), one YAML per named AMGX config
@@ -184,6 +185,7 @@ class AMGX(Solver):
     """One named AMGX configuration (``config``), re-run per checkpoint."""
 
     family = "multigrid"
+    bytes_per_node = 150  # host side: as PyAMG's hierarchy (the GPU's memory is not estimated)
     backend = "amgx"
     callbacks = False
 

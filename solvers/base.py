@@ -39,6 +39,10 @@ class Solver:
     backend: ClassVar[str] = "cpu"
     callbacks: ClassVar[bool] = True
     max_iterations: ClassVar[int | None] = None  # e.g. 1 for a direct solver
+    # Peak resident bytes per grid node the solver adds to the problem's own caches (the memory
+    # guard's estimate, harness.memory); measured, see docs/ROBUSTNESS.md. 300 for a solver
+    # that has not been measured.
+    bytes_per_node: ClassVar[int] = 300
 
     def __init__(self, name: str, device: str = "cpu", **params: Any):
         self.name = name
@@ -47,6 +51,16 @@ class Solver:
         self.matvecs: int | None = None
         self.exit_message: str | None = None  # why solve() returned by itself, if it did
         self.rerun_plan: list[int] | None = None  # set by the harness for re-run solvers
+
+    @classmethod
+    def family_of(cls, params: dict[str, Any]) -> str:
+        """The family a solver built with ``params`` reports (without building it)."""
+        return cls.family
+
+    @classmethod
+    def memory_per_node(cls, params: dict[str, Any]) -> int:
+        """Peak bytes per grid node a solver built with ``params`` adds (without building it)."""
+        return cls.bytes_per_node
 
     def available(self) -> str | None:
         """None if the solver can run here, else a one-line reason (and the fix)."""
@@ -81,6 +95,28 @@ class Solver:
         serialisable), beyond its configured parameters (which the trace stores anyway): e.g. a
         neural solver's training cost, or how many objects a re-run solver prebuilt."""
         return {}
+
+
+class IterationCounter:
+    """The per-iteration callback of a SciPy or PyAMG solve: its k-th call hands iterate k to the monitor.
+
+    ``before`` runs first (e.g. to bring a mat-vec count up to date); ``k`` is the last iteration reported.
+
+    >>> seen = []
+    >>> callback = IterationCounter(lambda k, x: seen.append((k, x)))
+    >>> callback("x1"); callback("x2"); seen
+    [(1, 'x1'), (2, 'x2')]
+    """
+
+    def __init__(self, monitor, before=None):
+        self.monitor, self.before = monitor, before
+        self.k = 0
+
+    def __call__(self, x) -> None:
+        self.k += 1
+        if self.before is not None:
+            self.before()
+        self.monitor(self.k, x)
 
 
 def torch_sync(device: str) -> None:

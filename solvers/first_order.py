@@ -25,6 +25,7 @@ OPTIMIZERS = {
 
 class TorchOptimizer(Solver):
     family = "first_order"
+    bytes_per_node = 100  # torch fields, autograd buffers
     backend = "torch"
 
     def __init__(self, name: str, optimizer: str = "adam", lr: float = 0.01, gradient: str = "detach",

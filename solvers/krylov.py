@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from solvers.base import Solver
+from solvers.base import IterationCounter, Solver
 
 METHODS = ("cg", "minres", "gmres", "bicgstab", "gcrotmk", "lgmres", "lsmr")
 PRECONDITIONERS = (None, "jacobi", "ilu", "pyamg_sa", "pyamg_rs")
@@ -72,6 +72,8 @@ class Krylov(Solver):
     """``method`` in METHODS, optional ``preconditioner`` (jacobi, ilu, pyamg_sa, pyamg_rs)."""
 
     family = "krylov"
+    bytes_per_node = 100  # SciPy work vectors (CG ~5, GMRES ~restart)
+    AMG = ("pyamg_sa", "pyamg_rs")
     backend = "scipy"
 
     def __init__(self, name: str, method: str = "cg", preconditioner: str | None = None,
@@ -86,8 +88,19 @@ class Krylov(Solver):
         super().__init__(name, method=method, preconditioner=preconditioner, restart=restart, **params)
         self.method, self.preconditioner, self.restart = method, preconditioner, restart
         self.callbacks = method != "lsmr"  # lsmr has no callback: re-run strategy
-        if preconditioner in ("pyamg_sa", "pyamg_rs"):
-            self.family = "multigrid"  # AMG-preconditioned CG belongs with the multigrid methods
+        self.family = self.family_of(self.params)
+
+    @classmethod
+    def family_of(cls, params):
+        # AMG-preconditioned CG belongs with the multigrid methods
+        return "multigrid" if params.get("preconditioner") in cls.AMG else cls.family
+
+    @classmethod
+    def memory_per_node(cls, params):
+        base = 150 if params.get("preconditioner") in cls.AMG else cls.bytes_per_node  # AMG hierarchy, as PyAMG
+        extra = 1000 if params.get("preconditioner") == "ilu" else 0  # ILU's factors: measured 1.4-1.5 kB/node
+        extra += 150 if params.get("method") in ("lgmres", "gcrotmk") else 0  # their kept vectors
+        return base + extra
 
     def setup(self, problem):
         system = problem.linear_system()
@@ -95,7 +108,7 @@ class Krylov(Solver):
         self.b = system.b
         self.M = make_preconditioner(self.preconditioner, system.A, self.params)
         # Operator applications hidden inside an AMG cycle cannot be counted honestly.
-        self.matvecs = None if self.preconditioner in ("pyamg_sa", "pyamg_rs") else 0
+        self.matvecs = None if self.preconditioner in self.AMG else 0
 
     def _count(self):
         if self.matvecs is not None:
@@ -134,13 +147,7 @@ class Krylov(Solver):
         self.op.count = 0
         x0 = np.zeros_like(self.b)
         maxiter = monitor.max_iters
-        k = 0
-
-        def callback(xk):
-            nonlocal k
-            k += 1
-            self._count()
-            monitor(k, xk)
+        callback = IterationCounter(monitor, before=self._count)
 
         m = self.method
         if m == "lsmr":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyamg  # at import time, before jobs fork: a repeat's setup_s must not include a module import
 
-from solvers.base import Solver
+from solvers.base import IterationCounter, Solver
 
 KINDS = ("sa", "rs")
 
@@ -26,6 +26,7 @@ def build_hierarchy(kind: str, A):
 
 class PyAMG(Solver):
     family = "multigrid"
+    bytes_per_node = 150  # hierarchy, operator complexity ~1.3
     backend = "pyamg"
 
     def __init__(self, name: str, kind: str = "sa", cycle: str = "V", **params):
@@ -41,13 +42,7 @@ class PyAMG(Solver):
         self.matvecs = None  # fine- and coarse-level applications inside a cycle are not countable here
 
     def solve(self, problem, monitor):
-        k = 0
-
-        def callback(xk):
-            nonlocal k
-            k += 1
-            monitor(k, xk)
-
+        callback = IterationCounter(monitor)
         # tol=0: pyamg's test is ||r|| < tol ||b||, never true, so it runs until the monitor stops it.
         return self.ml.solve(self.b, x0=np.zeros_like(self.b), tol=0.0, maxiter=monitor.max_iters,
                              cycle=self.cycle, callback=callback)

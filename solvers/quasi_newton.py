@@ -25,13 +25,14 @@ import numpy as np
 import scipy.optimize
 
 from problems.stencil import CENTRE
-from solvers.base import Solver
+from solvers.base import IterationCounter, Solver
 
 METHODS = {"newton_cg": "Newton-CG", "nonlinear_cg": "CG", "lbfgsb": "L-BFGS-B"}
 
 
 class QuasiNewton(Solver):
     family = "quasi_newton"
+    bytes_per_node = 100  # L-BFGS history
     backend = "scipy"
 
     def __init__(self, name: str, method: str = "lbfgsb", gradient: str = "exact", **params):
@@ -81,24 +82,22 @@ class QuasiNewton(Solver):
     def solve(self, problem, monitor):
         self.matvecs = 0
         self.scale, self.restarts = 1.0, 0
-        k = 0
+        counter = IterationCounter(monitor)
 
-        def callback(intermediate_result):
-            nonlocal k
-            k += 1
-            monitor(k, intermediate_result.x)
+        def callback(intermediate_result):  # SciPy passes the OptimizeResult to a parameter of this name
+            counter(intermediate_result.x)
 
         fun = self._exact if self.gradient == "exact" else self._detach
         hessp = self._hessp if (self.method == "newton_cg" and self.gradient == "exact") else None
         x = np.zeros_like(self.b)
         while True:
-            k_start = k
+            k_start = counter.k
             res = scipy.optimize.minimize(fun, x, jac=True, method=METHODS[self.method], hessp=hessp,
-                                          callback=callback, options=self._options(monitor.max_iters - k))
+                                          callback=callback, options=self._options(monitor.max_iters - counter.k))
             self.exit_message = f"scipy {METHODS[self.method]} stopped by itself: {res.message}"
             if self.method != "newton_cg":
                 return res.x
-            progressed = k > k_start and not np.array_equal(res.x, x)
+            progressed = counter.k > k_start and not np.array_equal(res.x, x)
             x = res.x
             if not progressed:
                 if self.restarts:

@@ -9,7 +9,7 @@ import torch
 
 from problems import make_problem
 from solvers.metamizer import checkpoint
-from solvers.metamizer.model import C0, Metamizer
+from solvers.metamizer.model import C0, MetamizerNet
 from solvers.metamizer.solver import DEFAULT_CHECKPOINT, resolve_checkpoint
 from solvers.metamizer.solver import Metamizer as MetamizerSolver
 
@@ -22,7 +22,7 @@ def _seed():
 @pytest.mark.parametrize("norm", ["batch", "group"])
 @pytest.mark.parametrize("hw", [(50, 50), (97, 97), (50, 97), (8, 8), (17, 33)])
 def test_shapes_odd_sizes(hw, norm):
-    model = Metamizer(hidden=4, norm=norm).eval()
+    model = MetamizerNet(hidden=4, norm=norm).eval()
     grad = torch.randn(2, *hw, dtype=torch.float64)
     state = model.initial_state(grad)
     assert torch.all(state.scale == C0)
@@ -38,18 +38,18 @@ def test_shapes_odd_sizes(hw, norm):
 
 
 def test_authors_key_layout():
-    keys = Metamizer(hidden=3).state_dict().keys()
+    keys = MetamizerNet(hidden=3).state_dict().keys()
     for k in ("nn.inc.double_conv.0.weight", "nn.down1.maxpool_conv.1.double_conv.1.running_mean",
               "nn.down4.maxpool_conv.1.double_conv.3.weight", "nn.up1.conv.double_conv.0.weight",
               "nn.up4.conv.double_conv.4.bias", "nn.outc.conv.weight", "nn.out_scalar.weight"):
         assert k in keys
-    assert Metamizer(hidden=3).state_dict()["nn.out_scalar.weight"].shape == (1, 24)
+    assert MetamizerNet(hidden=3).state_dict()["nn.out_scalar.weight"].shape == (1, 24)
 
 
 @pytest.mark.parametrize("c", [2.0**-30, 1e-7, 3.7e5])
 def test_scale_invariance(c):
     """Scaling the loss (hence every gradient) by c > 0 leaves the steps unchanged."""
-    model = Metamizer(hidden=4).eval()
+    model = MetamizerNet(hidden=4).eval()
     gen = torch.Generator().manual_seed(1)
     grads = [torch.randn(1, 40, 40, dtype=torch.float64, generator=gen) for _ in range(4)]
     s1 = model.initial_state(grads[0])
@@ -62,7 +62,7 @@ def test_scale_invariance(c):
 
 
 def test_checkpoint_round_trip(tmp_path):
-    model = Metamizer(hidden=4, norm="batch")
+    model = MetamizerNet(hidden=4, norm="batch")
     with torch.no_grad():  # non-trivial BatchNorm running statistics
         for name, buf in model.named_buffers():
             if name.endswith("running_mean"):
@@ -113,7 +113,7 @@ def test_training_smoke_lowers_loss():
     torch.set_num_threads(1)  # bitwise-reproducible kernels
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = Metamizer(hidden=4, norm="batch")
+    model = MetamizerNet(hidden=4, norm="batch")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     pool = Pool(16, 24, rng)
     sets = [([make_problem("laplace_obstacles", n=24, seed=s) for s in (1000, 1001)], [20])]
@@ -199,7 +199,7 @@ def test_resume_is_bit_identical(tmp_path):
         pools.append(p)
     assert torch.equal(pools[0].g, pools[1].g) and torch.equal(pools[0].mask, pools[1].mask)
     # the run's own weights moved (the comparison is not between two untrained nets)
-    init = Metamizer.from_variant("paper", 2).state_dict()
+    init = MetamizerNet.from_variant("paper", 2).state_dict()
     assert not torch.equal(wa["nn.outc.conv.weight"], init["nn.outc.conv.weight"])
 
 
@@ -227,7 +227,7 @@ def _authors_layout():
 def test_paper_variant_has_the_authors_keys():
     layout = _authors_layout()
     assert len(layout) == 130
-    sd = Metamizer.from_variant("paper", 20).state_dict()
+    sd = MetamizerNet.from_variant("paper", 20).state_dict()
     assert {k: tuple(v.shape) for k, v in sd.items()} == layout
 
 
@@ -246,7 +246,7 @@ def test_authors_state_file_loads_through_the_solver(tmp_path):
             sd[k] = 0.2 * torch.randn(shape, generator=gen)
     path = tmp_path / "19.state"
     torch.save({"model0": sd, "optimizer0": {"state": {}, "param_groups": []}}, path)
-    ref = Metamizer(20, "batch", bias=True, raw_step=True)
+    ref = MetamizerNet(20, "batch", bias=True, raw_step=True)
     ref.load_state_dict(sd)
     ref.eval()
 
@@ -284,7 +284,7 @@ def test_authors_state_file_loads_through_the_solver(tmp_path):
 
 
 def test_layout_mismatch_is_reported_key_by_key(tmp_path):
-    sd = Metamizer.from_variant("paper", 4).state_dict()
+    sd = MetamizerNet.from_variant("paper", 4).state_dict()
     sd.pop("nn.inc.double_conv.0.bias")
     sd.pop("nn.outc.conv.bias")
     sd["nn.extra.weight"] = torch.zeros(2)
@@ -298,7 +298,7 @@ def test_layout_mismatch_is_reported_key_by_key(tmp_path):
                  "1 unexpected key(s): nn.extra.weight", "nn.out_scalar.weight file (1, 7) vs model (1, 32)"):
         assert part in msg, msg
     # an authors' file asked to run as another variant: one line naming the fix
-    torch.save({"model0": Metamizer.from_variant("paper", 4).state_dict()}, tmp_path / "ok.state")
+    torch.save({"model0": MetamizerNet.from_variant("paper", 4).state_dict()}, tmp_path / "ok.state")
     with pytest.raises(checkpoint.CheckpointError, match="set solver.variant=paper"):
         checkpoint.load(tmp_path / "ok.state", variant="batch")
 
@@ -337,7 +337,7 @@ def test_paper_pool_entries():
 
 
 def test_describe_reports_training_cost(tmp_path):
-    model = Metamizer.from_variant("group", 2)
+    model = MetamizerNet.from_variant("group", 2)
     path = checkpoint.save(tmp_path / "m.safetensors", model, {
         "training_steps": 1234, "training_wall_s": 56.7, "training_hardware": "GPU X", "recipe": "paper"})
     s = MetamizerSolver("metamizer", checkpoint=str(path), hidden=2, variant="group")
@@ -356,7 +356,7 @@ def test_fast_path_matches_eager(hidden, n, expect):
     its output equals eager's within float32 rounding; timed picks one of the two."""
     from solvers.metamizer.fast import choose_path
 
-    model = Metamizer.from_variant("paper", hidden).eval()
+    model = MetamizerNet.from_variant("paper", hidden).eval()
     x = torch.randn(1, 3, n, n)
     with torch.inference_mode():
         ref = model.nn(x)

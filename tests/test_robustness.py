@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import guard, resume
+from harness import guard, memory, resume
 from harness.job import JobNotRun, run_job
 from harness.lock import LOCK_NAME, FolderBusy, FolderLock
 from harness.monitor import Budget
@@ -191,15 +191,29 @@ def test_single_job_that_never_started_writes_nothing(tmp_path):
 
 
 # ------------------------------------------------------------------------------ memory guard
+CG = {"_target_": "solvers.krylov.Krylov", "name": "cg", "method": "cg", "preconditioner": None}
+
+
 def test_memory_refusal_message():
-    msg = guard.memory_refusal({"name": "laplace_bilinear", "n": 40000}, {"name": "cg"}, "krylov",
-                               available=8 * guard.GiB)
+    msg = memory.memory_refusal({"name": "laplace_bilinear", "n": 40000}, CG, available=8 * memory.GiB)
     assert msg.startswith("grid 40000x40000 needs ~1192.1 GiB") and "this machine has 8.0 GiB available" in msg
-    assert guard.memory_refusal({"name": "laplace_bilinear", "n": 512}, {"name": "cg"}, "krylov") is None
+    assert "krylov family" in msg
+    assert memory.memory_refusal({"name": "laplace_bilinear", "n": 512}, CG) is None
     # sparse LU and the obstacle problem's reference solve cost more per node
-    cg = guard.estimate_bytes({"n": 1024}, {"name": "cg"}, "krylov")
-    assert guard.estimate_bytes({"n": 1024}, {"name": "splu"}, "direct") > 3 * cg
-    assert guard.estimate_bytes({"n": 1024, "name": "laplace_obstacles"}, {"name": "cg"}, "krylov") > 3 * cg
+    cg = memory.estimate_bytes({"n": 1024}, CG)
+    assert memory.estimate_bytes({"n": 1024}, {"_target_": "solvers.direct.SparseLU", "name": "splu"}) > 3 * cg
+    assert memory.estimate_bytes({"n": 1024, "name": "laplace_obstacles"}, CG) > 3 * cg
+
+
+def test_solver_classes_declare_family_and_memory():
+    """The memory guard asks the solver class (no table keyed by family); AMG-preconditioned CG is multigrid."""
+    amg = {**CG, "name": "cg_pyamg_sa", "preconditioner": "pyamg_sa"}
+    assert memory.solver_family(CG) == "krylov" and memory.solver_family(amg) == "multigrid"
+    assert memory.estimate_bytes({"n": 100}, amg) > memory.estimate_bytes({"n": 100}, CG)
+    ilu = {**CG, "preconditioner": "ilu"}
+    assert memory.estimate_bytes({"n": 100}, ilu) > 2 * memory.estimate_bytes({"n": 100}, CG)
+    unknown = memory.estimate_bytes({"n": 100}, {"_target_": "no.such.Solver", "name": "x"})
+    assert unknown == 100 * 100 * (memory.BASE_BYTES_PER_NODE + memory.UNKNOWN_SOLVER_BYTES_PER_NODE)
 
 
 def test_too_large_grid_is_an_error_row_without_building_the_problem(tmp_path):

@@ -11,9 +11,9 @@ from hydra import compose, initialize_config_dir
 
 from harness.job import ConfigError, resolve_threads, run_job, set_threads
 from harness.monitor import Budget, checkpoints
-from harness.results import STATUSES, load, read_metadata
+from harness.results import load, read_metadata
 from harness.runner import RERUN_PER_DECADE, run_solver
-from harness.status import DESCRIPTIONS, Status
+from harness.status import DESCRIPTIONS, STATUSES, Status, status_words
 from problems import make_problem
 from solvers.base import Solver
 from solvers.krylov import Krylov
@@ -38,6 +38,8 @@ def test_every_status_has_a_description_and_ok_is_gone():
     assert set(STATUSES) == {s.value for s in Status} == {s.value for s in DESCRIPTIONS}
     assert "ok" not in STATUSES and "stalled" in STATUSES
     assert all(Status.describe(s) for s in STATUSES) and Status.describe("ok") == ""
+    assert all(Status(s).words for s in STATUSES)  # every status reads as words in a table
+    assert status_words("budget x2, ok x1") == "used its whole budget x2, finished by itself x1"
 
 
 def test_a_solver_that_returns_by_itself_is_stalled_and_says_why():

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from harness import results
+from harness.status import FAILED
 
-from . import costs, environment, groups, html, markdown, metrics, style, tables
+from . import costs, groups, html, machine, markdown, metrics, style, tables
 from .document import Document, Figure, Section, Table
 from .metrics import FLOOR, tag
 
@@ -107,7 +108,7 @@ def _figures(grouping: groups.Grouping, problems: list[str], sub: pd.DataFrame, 
     """Render the grouping's figures per problem; a figure that fails is reported, not fatal."""
     from . import figures  # matplotlib only when figures are drawn
 
-    look = figures.Look(palette=palette, machine=environment.machine(metadata, sub["run_id"].dropna().astype(str)),
+    look = figures.Look(palette=palette, machine=machine.machine(metadata, sub["run_id"].dropna().astype(str)),
                         repeats=bool((cells["repeats"] > 1).any()), notes=_notes(fails))
     curves = metrics.curve_data(sub)
     picks = metrics.family_best(cells, target)
@@ -163,7 +164,7 @@ def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame,
         cells = metrics.add_speedup(metrics.cell_table(jobs, metrics.targets_for(target)), target, reference)
     ref = metrics.reference_label(cells, reference) if cells is not None else None
     absent = groups.absent_rows(missing, problems)
-    fails = _with_absent(metrics.failures(jobs, results.FAILED_STATUSES), absent, sizes="all", ran=False)
+    fails = _with_absent(metrics.failures(jobs, FAILED), absent, sizes="all", ran=False)
     rank = _with_absent(metrics.ranking(cells, target) if cells is not None else pd.DataFrame(), absent,
                         family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
                         median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
@@ -284,7 +285,7 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
              METRICS, RULE]
     if outcome.warnings:
         intro.append("Warnings: " + " | ".join(outcome.warnings))
-    env = Table("Environment", tables.environment_table(environment.summary(metadata)),
+    env = Table("Environment", tables.environment_table(machine.summary(metadata)),
                 "From the traces' metadata; a field that differs between jobs lists every value.")
     doc = Document(f"Solver comparison: {sweeps}", intro, sections, env)
     (folder / "summary.md").write_text(markdown.render(doc), encoding="utf-8")

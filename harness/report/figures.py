@@ -1,4 +1,5 @@
 """Report figures (seaborn figure-level plots), one file pair (PNG + SVG) per figure.
+Over 300 lines: one seaborn figure per view of the same prepared frame; they share the legend and note helpers.
 
 Every function takes prepared tables from ``metrics`` and a ``Look`` (palette,
 machine name, failure notes) so a solver has the same colour and line style in every
@@ -19,6 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+
+from harness.status import BROKE
 
 from . import style
 from .metrics import FIT_SIZES, FLOOR, tag
@@ -105,7 +108,7 @@ def _size_titles(g: sns.FacetGrid, data: pd.DataFrame) -> None:
 
 def _mark_ends(*, data: pd.DataFrame, x: str, y: str, palette: dict, **_) -> None:
     """An 'x' at the last drawn checkpoint of diverged or failed jobs."""
-    bad = data[data["status"].isin(("diverged", "error", "timeout"))]
+    bad = data[data["status"].isin(BROKE)]
     if bad.empty:
         return
     ends = bad.sort_values("iteration").groupby("label").tail(1)

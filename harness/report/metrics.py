@@ -1,4 +1,5 @@
 """Numbers behind the report: time to target, per-job and per-cell tables, ranking.
+Over 300 lines: every number the report shows, from one prepared frame; splitting would scatter the rules.
 
 Pure pandas/NumPy, no plotting. A *job* is one solve (one run_id and repeat); a
 *cell* is one solver configuration (``label``) on one problem at one grid size,
@@ -19,9 +20,10 @@ import re
 import numpy as np
 import pandas as pd
 
-FLOOR = 1e-32                      # MSR floor for logarithms (plots and interpolation)
+from harness.curve import FLOOR, crossing
+from harness.results import CELL
+
 TARGETS = (1e-6, 1e-10, 1e-20)     # fixed table columns; the --target is added to these
-CELL = ["problem", "n", "label"]   # one solver configuration at one grid size
 NUMERIC = ("n", "h", "w", "n_unknowns", "seed", "threads", "repeat", "iteration", "time_s",
            "setup_s", "msr", "mse", "rel_res", "matvecs")
 TEXT_DEFAULTS = {"family": "unknown", "backend": "", "device": "", "strategy": "", "message": "",
@@ -84,29 +86,6 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- time to target
-def crossing(time_s, iteration, msr, target: float, interpolate: bool = True) -> tuple[float, float]:
-    """(time, iteration) at which one trace first reaches ``msr <= target``.
-
-    Arrays are one job's checkpoints in iteration order. Returns (inf, inf) when
-    the target is never reached, (nan, nan) for an empty trace.
-    """
-    t = np.asarray(time_s, dtype=float)
-    it = np.asarray(iteration, dtype=float)
-    m = np.asarray(msr, dtype=float)
-    if m.size == 0:
-        return np.nan, np.nan
-    m = np.where(np.isnan(m), np.nan, np.maximum(m, FLOOR))
-    hit = np.flatnonzero(m <= target)
-    if hit.size == 0:
-        return np.inf, np.inf
-    i = hit[0]
-    if i == 0 or not interpolate or not (np.isfinite(m[i - 1]) and np.isfinite(t[i - 1])):
-        return float(t[i]), float(it[i])
-    lo, hi, goal = np.log10(m[i - 1]), np.log10(m[i]), np.log10(target)
-    frac = (goal - lo) / (hi - lo) if hi != lo else 1.0
-    return float(t[i - 1] + frac * (t[i] - t[i - 1])), float(it[i - 1] + frac * (it[i] - it[i - 1]))
-
-
 def _last(values: pd.Series) -> float:
     v = values.to_numpy(dtype=float)
     return float(v[-1]) if v.size else np.nan

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from harness.status import BROKE
+
 from . import style
 from .metrics import FLOOR, LEARNED, LIMIT, tag
 
@@ -26,7 +28,6 @@ def _line_style(family: str) -> dict:
     return {"linestyle": "-"} if dash == "" else {"linestyle": (0, dash)}
 
 
-FAILED = ("diverged", "error", "timeout")
 
 
 def _mean_curve(curves: pd.DataFrame, label: str, n: int) -> pd.DataFrame:
@@ -34,7 +35,7 @@ def _mean_curve(curves: pd.DataFrame, label: str, n: int) -> pd.DataFrame:
 
     ``attrs['failed']``: every repeat diverged / failed (the end is marked with an X)."""
     c = curves[(curves["label"] == label) & (curves["n"] == n)]
-    failed = bool(len(c)) and c["status"].isin(FAILED).all()
+    failed = bool(len(c)) and c["status"].isin(BROKE).all()
     c = c.groupby("iteration", as_index=False).agg(x=("total_plot", "median"), y=("msr_plot", "median"))
     c = c[c["x"] > 0].sort_values("iteration")
     c.attrs["failed"] = failed

@@ -5,53 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.formats import MISSING, count, number
+from harness.status import status_words
+
 from .metrics import tag
 
-NOT_RUN, NOT_REACHED = "-", "not reached"
-
-# How each trace status reads in a table. "ok" is what older traces wrote for a solver that returned by itself;
-# newer ones write "stalled" when it returned before its budget with the MSR still above the target.
-STATUS_WORDS = {
-    "ok": "finished by itself",
-    "stalled": "stopped early, above target",
-    "budget": "used its whole budget",
-    "target": "reached the stop target",
-    "diverged": "diverged",
-    "timeout": "killed at the job timeout",
-    "error": "failed with an error",
-    "unavailable": "unavailable here",
-}
-
-
-def status_words(summary: str) -> str:
-    """'budget x2, diverged x1' -> 'used its whole budget x2, diverged x1' (unknown statuses kept as they are)."""
-    out = []
-    for part in str(summary).split(", "):
-        word, _, count = part.partition(" x")
-        out.append(STATUS_WORDS.get(word, word) + (f" x{count}" if count else ""))
-    return ", ".join(dict.fromkeys(out))
+NOT_RUN, NOT_REACHED = MISSING, "not reached"
 
 
 def fmt_time(x: float) -> str:
-    if pd.isna(x):
-        return NOT_RUN
-    if np.isinf(x):
-        return NOT_REACHED
-    return f"{x:.3g}"
+    return NOT_REACHED if not pd.isna(x) and np.isinf(x) else number(x, ".3g")
 
 
 def fmt_iter(x: float) -> str:
-    if pd.isna(x):
-        return NOT_RUN
-    if np.isinf(x):
-        return NOT_REACHED
-    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
+    return NOT_REACHED if not pd.isna(x) and np.isinf(x) else count(x)
 
 
 def fmt_sci(x: float) -> str:
-    if pd.isna(x):
-        return NOT_RUN
-    return f"{x:.2e}" if np.isfinite(x) else str(x)
+    return number(x, ".2e")
 
 
 def fmt_ratio(x: float) -> str:

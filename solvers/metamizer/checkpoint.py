@@ -16,14 +16,14 @@ from typing import Any
 
 import torch
 
-from solvers.metamizer.model import Metamizer
+from solvers.metamizer.model import MetamizerNet
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or does not fit the model."""
 
 
-def save(path: str | Path, model: Metamizer, meta: dict[str, Any] | None = None) -> Path:
+def save(path: str | Path, model: MetamizerNet, meta: dict[str, Any] | None = None) -> Path:
     """Write ``model`` to ``path`` (.safetensors) atomically; returns the path."""
     from safetensors.torch import save_file
 
@@ -114,7 +114,7 @@ def mismatch(state: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> s
 
 
 def load(path: str | Path, hidden: int | None = None, norm: str | None = None,
-         device: str = "cpu", variant: str | None = None) -> tuple[Metamizer, dict[str, str]]:
+         device: str = "cpu", variant: str | None = None) -> tuple[MetamizerNet, dict[str, str]]:
     """Build a Metamizer from ``path`` (ours or the authors' format), in eval mode.
 
     The layout (hidden, norm, conv biases, d_{t-1} handling) comes from the file.
@@ -138,10 +138,10 @@ def load(path: str | Path, hidden: int | None = None, norm: str | None = None,
             raise CheckpointError(f"unknown variant {variant!r} (set solver.variant to one of {', '.join(VARIANTS)})")
         raise CheckpointError(f"checkpoint {path} holds variant {file_variant} ({lay}), the config asks for "
                               f"variant={variant} (set solver.variant={file_variant})")
-    model = Metamizer(**lay)
+    model = MetamizerNet(**lay)
     detail = mismatch(state, model.state_dict())
     if detail:
         args = ", ".join(f"{k}={v}" for k, v in lay.items())
-        raise CheckpointError(f"checkpoint {path} does not fit Metamizer({args}): {detail}")
+        raise CheckpointError(f"checkpoint {path} does not fit MetamizerNet({args}): {detail}")
     model.load_state_dict(state)
     return model.to(device).eval(), meta

@@ -19,7 +19,7 @@ Module attribute names follow the authors' checkpoint layout (``nn.inc.double_co
 Example
 -------
 >>> import torch
->>> m = Metamizer(hidden=4).eval()
+>>> m = MetamizerNet(hidden=4).eval()
 >>> st = m.initial_state(torch.zeros(1, 20, 20, dtype=torch.float64))
 >>> d, st = m.step(torch.randn(1, 20, 20, dtype=torch.float64), st)
 >>> d.shape
@@ -202,11 +202,7 @@ def _rms_authors(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp_min(EPS_RMS) / n ** 0.5
 
 
-def soft_clamp(x: torch.Tensor) -> torch.Tensor:
-    return SOFT_CLAMP * torch.tanh(x / SOFT_CLAMP)
-
-
-class Metamizer(nn.Module):
+class MetamizerNet(nn.Module):
     """The neural optimiser: ``step(grad, state) -> (d, new_state)``.
 
     Parameters
@@ -217,7 +213,7 @@ class Metamizer(nn.Module):
     bias : Conv2d biases inside DoubleConv (the authors keep PyTorch's default, True).
     raw_step : feed back the raw network step as d_{t-1} (the authors), rather than
         the applied step that is zero on Dirichlet nodes.
-    ``Metamizer.from_variant("paper", 20)`` is the authors' network.
+    ``MetamizerNet.from_variant("paper", 20)`` is the authors' network.
     """
 
     def __init__(self, hidden: int = 10, norm: str = "batch", bias: bool = False, raw_step: bool = False):
@@ -229,7 +225,7 @@ class Metamizer(nn.Module):
         self.nn = UNet(hidden, 3, norm, self.bias)
 
     @classmethod
-    def from_variant(cls, variant: str, hidden: int) -> Metamizer:
+    def from_variant(cls, variant: str, hidden: int) -> MetamizerNet:
         if variant not in VARIANTS:
             raise ValueError(f"unknown Metamizer variant {variant!r}; valid: {', '.join(VARIANTS)}")
         return cls(hidden, **VARIANTS[variant])

@@ -57,6 +57,7 @@ class Metamizer(Solver):
     see ``fast.py``)."""
 
     family = "neural"
+    bytes_per_node = 150  # U-Net activations in float32 (inference mode), measured (docs/ROBUSTNESS.md)
     backend = "torch"
 
     def __init__(self, name: str = "metamizer", device: str = "cpu", **params: Any):

@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from problems import make_problem
 from solvers.metamizer import checkpoint
-from solvers.metamizer.model import Metamizer, State
+from solvers.metamizer.model import MetamizerNet, State
 from solvers.metamizer.pool import FIELDS, Pool, batched_gradient, batched_msr
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def validation_problems(cfg_sets) -> list[tuple[list, list[int]]]:
 
 
 @torch.no_grad()
-def run_batch(model: Metamizer, problems: list, iters: list[int], device="cpu") -> np.ndarray:
+def run_batch(model: MetamizerNet, problems: list, iters: list[int], device="cpu") -> np.ndarray:
     """Run the solver loop (eval mode) on same-size problems at once; returns
     MSR (Problem.msr, float64 NumPy) per problem at each iteration in ``iters``."""
     kw = {"dtype": torch.float64, "device": device}
@@ -85,7 +85,7 @@ def run_batch(model: Metamizer, problems: list, iters: list[int], device="cpu") 
     return out
 
 
-def validate(model: Metamizer, sets, floor: float, diverged: float, device="cpu") -> dict:
+def validate(model: MetamizerNet, sets, floor: float, diverged: float, device="cpu") -> dict:
     was_training = model.training
     model.eval()
     rows = {}
@@ -227,7 +227,7 @@ class Trainer:
         torch.manual_seed(int(cfg.seed))
         self.rng = np.random.default_rng(int(cfg.seed))
         variant = cfg.model.get("variant") or cfg.model.get("norm")
-        self.model = Metamizer.from_variant(str(variant), int(cfg.model.hidden)).to(self.device)
+        self.model = MetamizerNet.from_variant(str(variant), int(cfg.model.hidden)).to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
         self.grids = [int(n) for n in (cfg.grid if OmegaConf.is_list(cfg.grid) else [cfg.grid])]
         p = np.asarray(cfg.grid_probs if cfg.get("grid_probs") else [1.0] * len(self.grids), dtype=float)

@@ -1,36 +1,39 @@
-"""Evaluate a Metamizer model through the harness (``harness.runner.run_solver``).
+"""Evaluate one solver config through the harness (``harness.runner.run_solver``), e.g. a Metamizer model.
 
-``python -m solvers.metamizer.evaluate [CHECKPOINT] [--solver metamizer_paper] [--sizes 64 100 128 256]
+``python -m harness.evaluate [CHECKPOINT] [--solver metamizer_paper] [--sizes 64 100 128 256]
 [--problems laplace_bilinear ...] [--iters 300] [--device cpu|cuda] [--markdown]``
 prints, per problem and grid size, the best MSR reached within 10/30/60/100/150/300
-iterations and the first iteration reaching 1e-10 and 1e-28 (the model card's
-table). ``--solver`` names a config in conf/solver (default ``metamizer``); a
-CHECKPOINT given replaces its file (hidden size and variant then come from the
-file). Thread count: ``--threads`` (default 1).
+iterations and the first iteration reaching 1e-10 and 1e-28 (the Metamizer model
+card's table). ``--solver`` names a config in conf/solver (default ``metamizer``); a
+CHECKPOINT given (Metamizer configs) replaces its file (hidden size and variant then
+come from the file). Thread count: ``--threads`` (default 1).
+
+It lives in the harness, not beside the model, because it drives the runner: solvers
+never import the harness (the import contract in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
+
+CONF_SOLVER = Path(__file__).resolve().parents[1] / "conf" / "solver"
 
 PROBLEMS = ("laplace_bilinear", "laplace_harmonic", "poisson_manufactured", "laplace_obstacles")
 AT = (10, 30, 60, 100, 150, 300)
 
 
-def solver_params(solver: str = "metamizer", checkpoint: str | None = None, device: str | None = None) -> dict:
-    """The parameters of conf/solver/<solver>.yaml, with an optional checkpoint/device override."""
+def solver_config(solver: str = "metamizer", checkpoint: str | None = None, device: str | None = None) -> dict:
+    """conf/solver/<solver>.yaml (with its ``_target_``), with an optional checkpoint/device override."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from solvers.metamizer.solver import REPO_ROOT
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf" / "solver")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_SOLVER)):
         cfg = OmegaConf.to_container(compose(solver), resolve=True)
-    cfg.pop("_target_", None)
     if checkpoint:
         cfg.update(checkpoint=checkpoint, hidden=None, variant=None)  # the file's own layout
     if device:
@@ -38,18 +41,27 @@ def solver_params(solver: str = "metamizer", checkpoint: str | None = None, devi
     return cfg
 
 
+def solver_params(solver: str = "metamizer", checkpoint: str | None = None, device: str | None = None) -> dict:
+    """The constructor parameters of conf/solver/<solver>.yaml (``solver_config`` without ``_target_``)."""
+    cfg = solver_config(solver, checkpoint, device)
+    cfg.pop("_target_", None)
+    return cfg
+
+
 def evaluate(checkpoint: str | None = None, problems=("laplace_bilinear",), sizes=(64, 100, 128, 256),
              iters: int = 300, solver: str = "metamizer", device: str | None = None) -> list[dict]:
+    from hydra.utils import get_class
+
     from harness.runner import Budget, run_solver
     from problems import make_problem
-    from solvers.metamizer.solver import Metamizer
 
-    params = solver_params(solver, checkpoint, device)
+    params = solver_config(solver, checkpoint, device)
+    cls = get_class(params.pop("_target_"))
     rows = []
     for n in sizes:
         for name in problems:
             problem = make_problem(name, n=n)
-            s = Metamizer(**params)
+            s = cls(**params)
             res = run_solver(problem, s, Budget(max_iters=iters, max_seconds=600.0))
             tr = res.trace
             row = {"problem": name, "n": n, "status": res.status, "solver": params["name"]}
