@@ -137,6 +137,7 @@ class CupyKrylov(Solver):
 
     family = "krylov"
     backend = "cupy"
+    bytes_per_node = 100  # host side: the assembly and the metrics, as the SciPy twins
 
     def __init__(self, name: str, method: str = "cg", restart: int = 20, count_matvecs: bool = True,
                  device: str = "cuda", **params: Any):
