@@ -272,7 +272,9 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
         outcome.warnings.append(f"{df.attrs['superseded']} job(s) superseded by a newer run of the same "
                                 "problem, size, solver and repeat (the newest is used)")
     jobs_all = metrics.job_table(df, metrics.targets_for(target))
-    outcome.jobs, outcome.jobs_ran = len(jobs_all), int(jobs_all["ran"].sum())
+    # jobs_all has a row per repeat ("<run_id>#<repeat>"); a job ran if any of its repeats did
+    per_job = jobs_all.groupby(jobs_all["job"].str.rsplit("#", n=1).str[0])["ran"].any()
+    outcome.jobs, outcome.jobs_ran = len(per_job), int(per_job.sum())
     kinds = df.drop_duplicates("label")
     palette = style.palette(kinds["label"], kinds["family"], kinds["solver"])
     infos = costs.solver_info(source)
