@@ -67,6 +67,12 @@ CHECKPOINT_FIELDS = ["iteration", "time_s", "msr", "mse", "rel_res", "matvecs"] 
 SOLVE = ["run_id", "repeat"]
 CELL = ["problem", "n", "label"]
 
+# What ``load`` puts where a file has no value (an older schema, a solve that never ran): one place, so the
+# report and the check read the same frame.
+NUMERIC = tuple(c for c, t in COLUMNS.items() if pa.types.is_integer(t) or pa.types.is_floating(t))
+TEXT_DEFAULTS = {"family": "unknown", "backend": "", "device": "", "strategy": "", "message": "",
+                 "exact_kind": "none", "status": "unknown", "sweep": "", "path": "", "params": ""}
+
 
 class ResultsError(RuntimeError):
     """A results folder that cannot be read (nothing usable in it)."""
@@ -129,12 +135,18 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(raw.get(METADATA_KEY, b"{}"))
 
 
+def read_trace(path: str | Path) -> pd.DataFrame:
+    """One trace file (a job's, or a baseline's), normalised as ``load`` normalises a folder."""
+    return normalise(pq.read_table(path).to_pandas().assign(path=Path(path).name))
+
+
 def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
     """One DataFrame for every trace under ``folder`` (a sweep, or a folder of sweeps).
 
     Files that cannot be read, or that lack columns of the current schema, are
     skipped and listed in ``df.attrs['skipped']`` for the caller to report; missing optional
-    columns are filled with nulls. ``strict=True`` raises instead.
+    columns are filled with nulls, then the frame is normalised once (``normalise``).
+    ``strict=True`` raises instead of skipping.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -151,8 +163,6 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
         if essential or (strict and absent):
             skipped.append((str(f), f"older or foreign schema, missing columns {absent}"))
             continue
-        for c in absent:
-            df[c] = None
         df["path"] = str(f.relative_to(folder))
         frames.append(df)
     if strict and skipped:
@@ -161,9 +171,34 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
     if not frames:
         why = f" ({len(skipped)} unreadable: {skipped[0][1]})" if skipped else ""
         raise ResultsError(f"no traces ({TRACE_NAME}) under {folder}{why}")
-    out = pd.concat(frames, ignore_index=True)
+    out = normalise(pd.concat(frames, ignore_index=True))
     out.attrs["skipped"] = skipped
     return out
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """The one normalisation of loaded traces: every column of ``COLUMNS`` (null where a file has
+    none), numbers as numbers (NaN where absent), text with its
+    default, a label for every row (the solver's name where none was stored), the unknowns of a grid,
+    and ``job``: one solve's identity as text (``run_id#repeat``; the file's path where no run_id).
+    """
+    df = df.copy()
+    for c in [*COLUMNS, "path"]:  # an older file may lack optional columns
+        if c not in df.columns:
+            df[c] = None
+    for c in NUMERIC:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c, default in TEXT_DEFAULTS.items():
+        df[c] = df[c].astype(object).where(df[c].notna(), default).astype(str)
+    for c in ("solver", "problem"):
+        df[c] = df[c].astype(str)
+    df["label"] = df["label"].astype(object).where(df["label"].notna(), df["solver"]).astype(str)
+    df["repeat"] = df["repeat"].fillna(0).astype(int)
+    df["n"] = df["n"].fillna(-1).astype(int)
+    df["n_unknowns"] = df["n_unknowns"].fillna(df["n"].astype(float) ** 2)
+    run = df["run_id"].astype(object).where(df["run_id"].notna(), df["path"])
+    df["job"] = run.astype(str) + "#" + df["repeat"].astype(str)
+    return df
 
 
 def load_metadata(folder: str | Path) -> dict[str, dict[str, Any]]:

@@ -7,8 +7,16 @@ import os
 
 import matplotlib
 import pytest
+from hypothesis import settings
 
 matplotlib.use("Agg")
+
+# The property tests draw the same examples on every run (derandomized), so a red CI is a bug, never the
+# luck of a draw. To hunt for new failures, draw fresh random examples instead:
+#   HYPOTHESIS_PROFILE=fuzz HYPOTHESIS_EXAMPLES=5000 pytest tests/test_robustness.py -k any_value
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # The CPU suite never sees a GPU. On a GPU machine a CPU torch optimiser run in the pytest process
 # would initialise the CUDA driver (torch.optim's step asks torch.cuda.is_available()), and every

@@ -284,6 +284,22 @@ def test_old_schema_is_skipped_with_a_message(tmp_path):
         load(tmp_path / "old")
 
 
+def test_a_sparse_trace_is_normalised_once_on_load(tmp_path):
+    from harness.results import COLUMNS, TEXT_DEFAULTS, read_trace
+
+    (tmp_path / "a").mkdir()  # only the essential columns, one solve that never ran
+    pq.write_table(pa.table({"solver": ["cg"], "problem": ["laplace_bilinear"], "n": [16], "status": [None],
+                             "iteration": pa.array([None], pa.int64())}), tmp_path / "a" / "trace.parquet")
+    df = load(tmp_path)
+    assert set(COLUMNS) | {"path", "job"} <= set(df.columns)
+    row = df.iloc[0]
+    assert row["label"] == "cg" and row["status"] == TEXT_DEFAULTS["status"] and row["family"] == "unknown"
+    assert row["repeat"] == 0 and row["n_unknowns"] == 256 and row["job"] == "a/trace.parquet#0"
+    assert df["msr"].dtype == float and math.isnan(row["iteration"])
+    one = read_trace(tmp_path / "a" / "trace.parquet")  # a single file (a baseline) reads the same way
+    pd.testing.assert_frame_equal(one.drop(columns=["path", "job"]), df.drop(columns=["path", "job"]))
+
+
 def test_write_trace_is_atomic_no_temp_left(tmp_path):
     df = job(tmp_path, "budget.max_iters=5")
     write_trace(df.drop(columns=["path"]), tmp_path / "again" / "trace.parquet", {})
@@ -464,7 +480,11 @@ def _consume_exactly(key: str, cfg: dict, value) -> None:
     elif section == "solver":
         solver = instantiate(cfg["solver"], _convert_="all")
         assert solver.params.get(name, getattr(solver, name, None)) == value
-    elif name in ("repeats", "seed", "threads"):
+    elif name == "threads":
+        from harness.job import resolve_threads
+
+        assert resolve_threads(value) == (value if type(value) is int else len(os.sched_getaffinity(0)))
+    elif name in ("repeats", "seed"):
         assert type(value) is int and value >= (0 if name == "seed" else 1)
     elif name in ("verify_timing", "progress", "isolate", "memory_check"):
         assert type(value) is bool

@@ -21,15 +21,12 @@ def _baseline_paths(path: str | Path) -> tuple[Path, Path]:
 
 def load_baseline(path: str | Path = BASELINE_DIR) -> tuple[pd.DataFrame, dict]:
     """(traces, metadata) of a baseline folder or parquet file."""
-    import pyarrow.parquet as pq
-
-    from harness.results import read_metadata
+    from harness.results import read_metadata, read_trace
 
     file, _ = _baseline_paths(path)
     if not file.is_file():
         raise FileNotFoundError(f"no baseline at {file}: create one with python -m harness.check --update")
-    df = pq.read_table(file).to_pandas()
-    return df, read_metadata(file)
+    return read_trace(file), read_metadata(file)
 
 
 def job_summary(df: pd.DataFrame, tol: Tolerances) -> list[dict]:

@@ -135,14 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _read_any(path: str | Path) -> pd.DataFrame:
+    from harness.results import load, read_trace
+
     p = Path(path)
-    if p.is_file():
-        import pyarrow.parquet as pq
-
-        return pq.read_table(p).to_pandas()
-    from harness.results import load
-
-    return load(p)
+    return read_trace(p) if p.is_file() else load(p)
 
 
 

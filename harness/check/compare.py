@@ -39,7 +39,7 @@ def regressions(devs: Iterable[Deviation]) -> list[Deviation]:
 
 
 def _jobs_of(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    df = df[df["repeat"].fillna(0) == 0] if "repeat" in df.columns else df
+    df = df[df["repeat"] == 0]  # a loaded frame (harness.results.load / read_trace) has a repeat everywhere
     return {(p, int(n), s): g.sort_values("iteration", na_position="first")
             for (p, n, s), g in df.groupby(KEY, sort=True)}
 
@@ -175,7 +175,7 @@ def time_to_target(g: pd.DataFrame, target: float) -> float:
     if c.empty:
         return math.nan
     t, _ = crossing(c["time_s"], c["iteration"], c["msr"], target)
-    setup = float(pd.to_numeric(c["setup_s"], errors="coerce").fillna(0.0).iloc[0])
+    setup = float(c["setup_s"].fillna(0.0).iloc[0])
     return float(t) + setup
 
 

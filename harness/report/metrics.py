@@ -24,10 +24,6 @@ from harness.curve import FLOOR, crossing
 from harness.results import CELL
 
 TARGETS = (1e-6, 1e-10, 1e-20)     # fixed table columns; the --target is added to these
-NUMERIC = ("n", "h", "w", "n_unknowns", "seed", "threads", "repeat", "iteration", "time_s",
-           "setup_s", "msr", "mse", "rel_res", "matvecs")
-TEXT_DEFAULTS = {"family": "unknown", "backend": "", "device": "", "strategy": "", "message": "",
-                 "exact_kind": "none", "status": "unknown", "sweep": "", "path": "", "params": ""}
 
 
 def tag(target: float) -> str:
@@ -41,39 +37,20 @@ def targets_for(target: float) -> list[float]:
 
 # --------------------------------------------------------------------------- preparation
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
-    """Normalise a loaded results frame: types, defaults for missing values, a job key.
+    """The report's view of a loaded frame (``harness.results.load`` has normalised it already).
 
-    Also drops jobs superseded by a newer copy of the same (problem, n, label,
-    repeat) when several sweeps are loaded together (the one whose path sorts
-    last, i.e. the newest timestamp folder, wins); ``attrs['superseded']``
-    counts them.
+    A configuration run with several thread counts becomes one curve per count (``base_label`` keeps
+    the configuration's own label). Jobs superseded by a newer copy of the same (problem, n, label,
+    repeat), when several sweeps are loaded together, are dropped (the one whose path sorts last,
+    i.e. the newest timestamp folder, wins); ``attrs['superseded']`` counts them.
     """
     df = df.copy()
-    for c in NUMERIC:
-        if c not in df.columns:
-            df[c] = np.nan
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-    for c, default in TEXT_DEFAULTS.items():
-        if c not in df.columns:
-            df[c] = default
-        df[c] = df[c].astype(object).where(df[c].notna(), default).astype(str)
-    for c in ("solver", "problem"):
-        df[c] = df[c].astype(str)
-    if "label" not in df.columns:
-        df["label"] = df["solver"]
-    df["label"] = df["label"].astype(object).where(df["label"].notna(), df["solver"]).astype(str)
     df["base_label"] = df["label"]
     # A configuration run with several thread counts (e.g. +sweep=laplace_threads) is one curve per count.
     several = df.groupby("label")["threads"].nunique()
     split = df["label"].isin(several[several > 1].index) & df["threads"].notna()
     df.loc[split, "label"] = (df.loc[split, "label"] + " [threads=" + df.loc[split, "threads"].astype(int).astype(str)
                               + "]")
-    df["repeat"] = df["repeat"].fillna(0).astype(int)
-    df["n"] = df["n"].fillna(-1).astype(int)
-    df["n_unknowns"] = df["n_unknowns"].fillna(df["n"].astype(float) ** 2)
-    run = df["run_id"] if "run_id" in df.columns else pd.Series(np.nan, index=df.index)
-    run = run.astype(object).where(run.notna(), df["path"])
-    df["job"] = run.astype(str) + "#" + df["repeat"].astype(str)
     # newest copy of each (problem, n, label, repeat) wins
     jobs = df.drop_duplicates("job")[["job", "path", *CELL, "repeat"]]
     keep = jobs.sort_values("path").drop_duplicates([*CELL, "repeat"], keep="last")["job"]
