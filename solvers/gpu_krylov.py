@@ -109,9 +109,8 @@ def counting_operator(A, AT=None):
     from cupyx.scipy.sparse.linalg import LinearOperator
 
     fast = _fast_matvec(A) if AT is None else None
-    fast_t = None
     apply = fast or A.dot
-    apply_t = fast_t or (AT.dot if AT is not None else None)
+    apply_t = AT.dot if AT is not None else None
 
     class CountingOperator(LinearOperator):
         def __init__(self):
