@@ -71,7 +71,7 @@ CELL = ["problem", "n", "label"]
 # report and the check read the same frame.
 NUMERIC = tuple(c for c, t in COLUMNS.items() if pa.types.is_integer(t) or pa.types.is_floating(t))
 TEXT_DEFAULTS = {"family": "unknown", "backend": "", "device": "", "strategy": "", "message": "",
-                 "exact_kind": "none", "status": "unknown", "sweep": "", "path": "", "params": ""}
+                 "exact_kind": "none", "status": "unknown", "sweep": "", "path": "", "written": "", "params": ""}
 
 
 class ResultsError(RuntimeError):
@@ -135,9 +135,16 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(raw.get(METADATA_KEY, b"{}"))
 
 
+def _frame(path: Path, name: str) -> pd.DataFrame:
+    """A trace file's rows plus where it lies (``path``) and when its job wrote it (``written``, ISO 8601)."""
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    return table.to_pandas().assign(path=name, written=str(meta.get("date") or ""))
+
+
 def read_trace(path: str | Path) -> pd.DataFrame:
     """One trace file (a job's, or a baseline's), normalised as ``load`` normalises a folder."""
-    return normalise(pq.read_table(path).to_pandas().assign(path=Path(path).name))
+    return normalise(_frame(Path(path), Path(path).name))
 
 
 def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
@@ -154,7 +161,7 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
     frames, skipped = [], []
     for f in trace_files(folder):
         try:
-            df = pq.read_table(f).to_pandas()
+            df = _frame(f, str(f.relative_to(folder)))
         except Exception as exc:  # corrupt or truncated file
             skipped.append((str(f), f"unreadable: {exc}"))
             continue
@@ -163,7 +170,6 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
         if essential or (strict and absent):
             skipped.append((str(f), f"older or foreign schema, missing columns {absent}"))
             continue
-        df["path"] = str(f.relative_to(folder))
         frames.append(df)
     if strict and skipped:
         raise ResultsError("; ".join(f"{p}: {why}" for p, why in skipped))
@@ -183,7 +189,7 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     and ``job``: one solve's identity as text (``run_id#repeat``; the file's path where no run_id).
     """
     df = df.copy()
-    for c in [*COLUMNS, "path"]:  # an older file may lack optional columns
+    for c in [*COLUMNS, *TEXT_DEFAULTS]:  # an older file may lack optional columns
         if c not in df.columns:
             df[c] = None
     for c in NUMERIC:

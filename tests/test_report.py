@@ -35,9 +35,10 @@ FAMILY = {"cg": "krylov", "adam": "first_order", "dst": "direct", "amgx_cg": "mu
 
 
 def write_job(root, *, n, solver, label, iters, times, msr, status, message="", setup=0.0, repeat=0,
-              sweep="synthetic", stamp="2026-01-01_00-00-00", cpu="Test CPU 9000", threads=1, info=None):
+              sweep="synthetic", stamp="2026-01-01_00-00-00", cpu="Test CPU 9000", threads=1, info=None,
+              date="2026-01-01T00:00:00"):
     rows = len(iters)
-    run_id = f"{label}-{n}-{repeat}-t{threads}"
+    run_id = f"{sweep}-{stamp}-{label}-{n}-{repeat}-t{threads}"
     df = pd.DataFrame({
         "sweep": sweep, "run_id": run_id, "problem": PROBLEM, "n": n, "h": n, "w": n,
         "n_unknowns": UNKNOWNS[n], "solver": solver, "label": label, "family": FAMILY[solver],
@@ -51,7 +52,7 @@ def write_job(root, *, n, solver, label, iters, times, msr, status, message="", 
         "rel_res": np.nan, "matvecs": pd.array([None] * rows, dtype="Int64"),
         "status": status, "message": message,
     })
-    meta = {"run_id": run_id, "commit": "deadbeef", "date": "2026-01-01T00:00:00", "cpu": cpu, "gpu": None,
+    meta = {"run_id": run_id, "commit": "deadbeef", "date": date, "cpu": cpu, "gpu": None,
             "threads": threads, "hostname": "testhost", "versions": {"numpy": np.__version__}, "config": {},
             "timing_check": [None], **({"solver_info": info} if info is not None else {})}
     path = root / sweep / stamp / f"{PROBLEM}_n{n}" / solver / f"{label}-{repeat}-t{threads}" / results.TRACE_NAME
@@ -260,3 +261,42 @@ def test_only_failed_jobs(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "rep")]) == 1
     _one_line_error(capsys, "no job")
     assert "pyamgx is not installed" in (tmp_path / "rep" / "summary.md").read_text()
+
+
+# ------------------------------------------------------------------------------ several sweeps in one folder
+def test_a_cell_run_by_several_sweeps_is_read_from_one(tmp_path):
+    """A newer run of the same sweep supersedes a job; another sweep's copy never does: each paper
+    grouping reads its own preset's jobs, and 'All solvers' reads each cell from the newest sweep."""
+    def cg(sweep, stamp, date, last):
+        write_job(tmp_path, n=32, solver="cg", label="cg", iters=[0, 1, 2], times=[0, 1, 2], msr=[1.0, 1e-6, last],
+                  status="budget", sweep=sweep, stamp=stamp, date=date)
+
+    cg("paper_main", "2026-01-01_00-00-00", "2026-01-01T00:00:00+00:00", 1e-12)   # superseded below
+    cg("paper_main", "2026-01-02_00-00-00", "2026-01-02T00:00:00+00:00", 1e-14)   # paper_main's own
+    cg("paper_quasi_newton", "2026-01-03_00-00-00", "2026-01-03T00:00:00+00:00", 1e-16)  # newest sweep
+    df = metrics.prepare(results.load(tmp_path))
+    assert df.attrs["superseded"] == 1 and set(df.sweep) == {"paper_main", "paper_quasi_newton"}
+
+    main_group = next(g for g in groups.PAPER if g.name == "paper_main")
+    own, _ = groups.select(df, main_group)
+    assert set(own.sweep) == {"paper_main"} and own.msr.min() == 1e-14
+    every, _ = groups.select(df, groups.ALL)
+    assert set(every.sweep) == {"paper_quasi_newton"} and every.msr.min() == 1e-16
+
+    out = tmp_path / "rep"
+    assert main([str(tmp_path), "--out", str(out), "--no-figures"]) == 0
+    md = (out / "summary.md").read_text()
+    assert "1 job(s) superseded by a newer run of the same sweep" in md
+    assert "1 job(s) not shown under 'All solvers'" in md
+
+
+def test_solvers_that_failed_alike_share_one_caption_line():
+    from harness.report.build import _notes
+
+    gpu = "no results: GPU solver"
+    failures = pd.DataFrame({"problem": PROBLEM, "label": ["cupy_cg", "cupy_minres", "adam"],
+                             "status": ["unavailable", "unavailable", "diverged"], "sizes": ["all", "all", "64"],
+                             "ran": [False, False, True], "message": [gpu, gpu, "MSR exceeded 1e6 x initial"]})
+    assert _notes(failures)[PROBLEM] == [
+        f"Failed / unavailable: cupy_cg, cupy_minres: unavailable (n = all), not drawn: {gpu}",
+        "adam: diverged (n = 64), drawn up to the failure: MSR exceeded 1e6 x initial"]

@@ -48,14 +48,15 @@ def default_folder(source: Path, df: pd.DataFrame, mode: str, root: Path) -> Pat
 
 
 def _notes(failures: pd.DataFrame) -> dict[str, list[str]]:
-    """problem -> one line per failed / unavailable solver, for the figure captions."""
-    out: dict[str, list[str]] = {}
+    """problem -> one line per kind of failure (solvers that failed alike share a line), for the captions."""
+    out: dict[str, dict[str, list[str]]] = {}
     for r in failures.itertuples():
         drawn = "drawn up to the failure" if r.ran else "not drawn"
         sizes = f" (n = {r.sizes})" if r.sizes else ""
         msg = r.message if len(r.message) < 140 else r.message[:137] + "..."
-        out.setdefault(r.problem, []).append(f"{r.label}: {r.status}{sizes}, {drawn}: {msg}")
-    return {p: [f"Failed / unavailable: {lines[0]}", *lines[1:]] for p, lines in out.items()}
+        out.setdefault(r.problem, {}).setdefault(f"{r.status}{sizes}, {drawn}: {msg}", []).append(r.label)
+    lines = {p: [f"{', '.join(labels)}: {what}" for what, labels in kinds.items()] for p, kinds in out.items()}
+    return {p: [f"Failed / unavailable: {ls[0]}", *ls[1:]] for p, ls in lines.items()}
 
 
 TITLES = {"headline": "neural solvers vs the best of each classical family",
@@ -270,7 +271,12 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
     outcome.warnings += [f"skipped {p}: {why}" for p, why in raw.attrs.get("skipped", [])]
     if df.attrs.get("superseded"):
         outcome.warnings.append(f"{df.attrs['superseded']} job(s) superseded by a newer run of the same "
-                                "problem, size, solver and repeat (the newest is used)")
+                                "sweep, problem, size, solver and repeat (the newest is used)")
+    if groups.ALL in groups.groupings(mode):
+        hidden = df.loc[~groups.one_sweep_per_cell(df), "job"].nunique()
+        if hidden:
+            outcome.warnings.append(f"{hidden} job(s) not shown under 'All solvers': another, newer sweep ran "
+                                    "the same problem, size and solver, and each cell is read from one sweep")
     jobs_all = metrics.job_table(df, metrics.targets_for(target))
     # jobs_all has a row per repeat ("<run_id>#<repeat>"); a job ran if any of its repeats did
     per_job = jobs_all.groupby(jobs_all["job"].str.rsplit("#", n=1).str[0])["ran"].any()

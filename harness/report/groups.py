@@ -13,6 +13,8 @@ from fnmatch import fnmatchcase
 
 import pandas as pd
 
+from harness.results import CELL
+
 ALL_FIGURES = ("headline", "families", "msr_time", "msr_iterations", "mse_time", "scaling", "setup_solve")
 
 
@@ -115,24 +117,37 @@ def absent_reason(pattern: str) -> str:
     return "no results: not run in the sweeps loaded (give a folder holding all paper_* sweeps, e.g. results/)"
 
 
+def one_sweep_per_cell(df: pd.DataFrame) -> pd.Series:
+    """Rows of the newest sweep (by when its traces were written) that holds each cell (problem, n,
+    label): a cell run by several sweeps, whose budgets may differ, is read from one of them."""
+    written = df.groupby([*CELL, "sweep"], as_index=False)["written"].max()
+    chosen = written.sort_values(["written", "sweep"]).drop_duplicates(CELL, keep="last")
+    return pd.Series(pd.MultiIndex.from_frame(df[[*CELL, "sweep"]])
+                     .isin(pd.MultiIndex.from_frame(chosen[[*CELL, "sweep"]])), index=df.index)
+
+
 def select(df: pd.DataFrame, grouping: Grouping) -> tuple[pd.DataFrame, list[str]]:
     """Rows of ``df`` whose solver belongs to the grouping, and the members with no rows.
 
     A solver that was run in this grouping's own presets (``grouping.sweeps``)
     is taken from them only; a member they lack (e.g. Metamizer and CG for the
-    learning-rate studies) is taken from any other sweep in ``df``, at the
-    problems and grid sizes of the own presets (any, if none is loaded).
+    learning-rate studies) is taken from another sweep in ``df``, at the
+    problems and grid sizes of the own presets (any, if none is loaded). Rows
+    not from the own presets (all of them for ``ALL``) are read one sweep per
+    cell (``one_sweep_per_cell``).
     """
     if grouping is ALL:
-        return df, []
+        return df[one_sweep_per_cell(df)], []
     solvers = df["solver"].astype(str)
     member = solvers.map(lambda s: any(fnmatchcase(s, p) for p in grouping.solvers))
     own = df["sweep"].isin(grouping.sweeps)
     in_own = set(solvers[member & own])
-    borrow = ~solvers.isin(in_own)
+    borrow = ~solvers.isin(in_own) & member & ~own
     if own.any():
         cases = pd.MultiIndex.from_frame(df.loc[own, ["problem", "n"]])
         borrow &= pd.MultiIndex.from_frame(df[["problem", "n"]]).isin(cases)
+    if borrow.any():
+        borrow &= one_sweep_per_cell(df[borrow]).reindex(df.index, fill_value=False)
     keep = member & (own | borrow)
     present = set(solvers[keep])
     missing = [p for p in grouping.solvers if not any(fnmatchcase(s, p) for s in present)]

@@ -40,9 +40,12 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     """The report's view of a loaded frame (``harness.results.load`` has normalised it already).
 
     A configuration run with several thread counts becomes one curve per count (``base_label`` keeps
-    the configuration's own label). Jobs superseded by a newer copy of the same (problem, n, label,
-    repeat), when several sweeps are loaded together, are dropped (the one whose path sorts last,
-    i.e. the newest timestamp folder, wins); ``attrs['superseded']`` counts them.
+    the configuration's own label). When several runs of one sweep are loaded together
+    (``results/<sweep>/<stamp>/...``), a job re-run by a newer run of the *same sweep* supersedes
+    the older copy of its (problem, n, label, repeat): the one whose path sorts last, i.e. the
+    newest timestamp folder, wins; ``attrs['superseded']`` counts them. Copies in *different*
+    sweeps are separate measurements (their budgets may differ, and each paper grouping reads its
+    own preset's jobs): all are kept.
     """
     df = df.copy()
     df["base_label"] = df["label"]
@@ -51,9 +54,9 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     split = df["label"].isin(several[several > 1].index) & df["threads"].notna()
     df.loc[split, "label"] = (df.loc[split, "label"] + " [threads=" + df.loc[split, "threads"].astype(int).astype(str)
                               + "]")
-    # newest copy of each (problem, n, label, repeat) wins
-    jobs = df.drop_duplicates("job")[["job", "path", *CELL, "repeat"]]
-    keep = jobs.sort_values("path").drop_duplicates([*CELL, "repeat"], keep="last")["job"]
+    # within one sweep, the newest copy of each (problem, n, label, repeat) wins
+    jobs = df.drop_duplicates("job")[["job", "path", "sweep", *CELL, "repeat"]]
+    keep = jobs.sort_values("path").drop_duplicates(["sweep", *CELL, "repeat"], keep="last")["job"]
     superseded = jobs["job"].nunique() - keep.nunique()
     df = df[df["job"].isin(set(keep))]
     df = df.sort_values(["problem", "n", "label", "repeat", "job", "iteration"], na_position="first")
