@@ -75,28 +75,28 @@ TRUTH = _quote("We compared the mean squared errors of Metamizer and various GPU
 PAPER: tuple[Grouping, ...] = (
     Grouping("paper_main", "Metamizer vs first-order optimisers vs Krylov solvers",
              "Fig. 6 (GPU), 14 (large grid), 15-16 (CPU)",
-             ("metamizer", "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta",
+             ("metamizer", "metamizer_paper", "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta",
               "cg", "minres", "gmres", "lsmr", "cupy_cg", "cupy_minres", "cupy_gmres", "cupy_lsmr", "dst"),
              statements={"*": MAIN_GPU, "headline": MAIN_CPU, "msr_time": MAIN_CPU, "scaling": MAIN_SCALING}),
     Grouping("paper_amg_ilu", "AMG and ILU preconditioning", "App. C.1, Fig. 17-18",
-             ("metamizer", "cg", "cg_ilu", "pyamg_sa", "pyamg_rs", "cg_pyamg_sa", "cg_pyamg_rs",
+             ("metamizer", "metamizer_paper", "cg", "cg_ilu", "pyamg_sa", "pyamg_rs", "cg_pyamg_sa", "cg_pyamg_rs",
               "amgx_*", "dst"), statements={"*": AMG}),
     Grouping("paper_jacobi", "Jacobi preconditioning", "App. C.2, Fig. 19",
-             ("metamizer", "cg", "cg_jacobi", "minres", "gmres", "dst"), extra_sweeps=("paper_jacobi_krylov",),
+             ("metamizer", "metamizer_paper", "cg", "cg_jacobi", "minres", "gmres", "dst"), extra_sweeps=("paper_jacobi_krylov",),
              statements={"*": JACOBI}),
     Grouping("paper_quasi_newton", "Newton-CG, nonlinear CG and L-BFGS-B", "App. D, Fig. 20",
-             ("metamizer", "newton_cg", "nonlinear_cg", "lbfgsb", "cg", "dst"), statements={"*": QUASI}),
+             ("metamizer", "metamizer_paper", "newton_cg", "nonlinear_cg", "lbfgsb", "cg", "dst"), statements={"*": QUASI}),
     Grouping("paper_lr_adam", "Learning rates: Adam", "App. E, Fig. 21",
-             ("metamizer", "adam", "cg", "dst"), ("msr_time", "msr_iterations", "setup_solve"),
+             ("metamizer", "metamizer_paper", "adam", "cg", "dst"), ("msr_time", "msr_iterations", "setup_solve"),
              statements={"*": LR}),
     Grouping("paper_lr_adamw", "Learning rates: AdamW", "App. E, Fig. 21",
-             ("metamizer", "adamw", "cg", "dst"), ("msr_time", "msr_iterations", "setup_solve"),
+             ("metamizer", "metamizer_paper", "adamw", "cg", "dst"), ("msr_time", "msr_iterations", "setup_solve"),
              statements={"*": LR}),
     Grouping("paper_lr_adagrad", "Learning rates: Adagrad", "App. E, Fig. 21",
-             ("metamizer", "adagrad", "cg", "dst"), ("msr_time", "msr_iterations", "setup_solve"),
+             ("metamizer", "metamizer_paper", "adagrad", "cg", "dst"), ("msr_time", "msr_iterations", "setup_solve"),
              statements={"*": LR}),
     Grouping("paper_ground_truth", "Error to ground truth (MSE)", "App. F, Fig. 22",
-             ("metamizer", "cg", "minres", "gmres", "lsmr", "cupy_cg", "cupy_minres", "cupy_gmres",
+             ("metamizer", "metamizer_paper", "cg", "minres", "gmres", "lsmr", "cupy_cg", "cupy_minres", "cupy_gmres",
               "cupy_lsmr", "dst", "splu"), ("mse_time", "msr_time"), statements={"*": TRUTH}),
 )
 ALL = Grouping("all", "All solvers", "", ("*",))
@@ -110,8 +110,6 @@ def groupings(mode: str) -> tuple[Grouping, ...]:
 
 
 def absent_reason(pattern: str) -> str:
-    if pattern == "metamizer":
-        return "no results: needs a trained checkpoint (python -m solvers.metamizer.train), then rerun the sweep"
     if pattern.startswith(("cupy_", "amgx")):
         return "no results: GPU solver (needs CUDA and cupy / pyamgx); run the sweep on a GPU machine"
     return "no results: not run in the sweeps loaded (give a folder holding all paper_* sweeps, e.g. results/)"
