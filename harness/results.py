@@ -130,16 +130,19 @@ def trace_files(folder: str | Path) -> list[Path]:
     return sorted(Path(folder).rglob(TRACE_NAME))
 
 
+def _harness_metadata(schema: pa.Schema) -> dict[str, Any]:
+    return json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    raw = pq.read_schema(path).metadata or {}
-    return json.loads(raw.get(METADATA_KEY, b"{}"))
+    return _harness_metadata(pq.read_schema(path))
 
 
 def _frame(path: Path, name: str) -> pd.DataFrame:
     """A trace file's rows plus where it lies (``path``) and when its job wrote it (``written``, ISO 8601)."""
     table = pq.read_table(path)
-    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-    return table.to_pandas().assign(path=name, written=str(meta.get("date") or ""))
+    written = _harness_metadata(table.schema).get("date") or ""
+    return table.to_pandas().assign(path=name, written=str(written))
 
 
 def read_trace(path: str | Path) -> pd.DataFrame:
