@@ -32,6 +32,7 @@ import json
 import math
 import platform
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -115,9 +116,13 @@ def _last_occurrence(idx: np.ndarray) -> np.ndarray:
 
 
 def train_step(model, opt, pool: Pool, batch: int, explode: float, clip_value: float | None = None,
-               detach_loss: bool = False, reduce: str = "sum") -> tuple[torch.Tensor, int]:
+               detach_loss: bool = False, reduce: str = "sum", explode_units: str = "msr") -> tuple[torch.Tensor, int]:
     """One pool step; returns (sum over the good samples of log10 MSR after the step,
-    as a device tensor, and the number of entries reset for exploding)."""
+    as a device tensor, and the number of entries reset for exploding).
+
+    ``explode_units``: ``msr`` compares each sample's MSR with ``explode``; ``authors``
+    compares the authors' per-sample loss, sum(r^2) divided by the interior nodes of the
+    whole batch (their ``torch.sum(1 - bc_mask)``), i.e. about MSR / batch."""
     idx_np = pool.sample(batch)
     idx = torch.as_tensor(idx_np, device=pool.device)
     mask, g, f, n_int = pool.mask[idx], pool.g[idx], pool.f[idx], pool.n_interior[idx]
@@ -142,7 +147,13 @@ def train_step(model, opt, pool: Pool, batch: int, explode: float, clip_value: f
         pool.scale[w] = new.scale.detach()[keep]
         pool.iters[w] += 1
         lp = loss_per.detach()
-        bad = ~torch.isfinite(lp) | (lp > explode)
+        if explode_units == "authors":
+            lp_units = lp * n_int / n_int.sum()
+        elif explode_units == "msr":
+            lp_units = lp
+        else:
+            raise ValueError(f"explode_units={explode_units!r}; valid: msr, authors")
+        bad = ~torch.isfinite(lp) | (lp_units > explode)
         bad_idx = sorted(set(idx_np[bad.cpu().numpy()].tolist()))  # one host sync per step
         if bad_idx:
             pool.reset(bad_idx)
@@ -339,7 +350,8 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step, float(cfg.lr), self.plan["milestones"] if self.plan else [])
         s, nbad = train_step(self.model, self.opt, pool, int(cfg.batch), float(cfg.explode),
-                             cfg.get("clip_grad_value"), bool(cfg.detach_loss), str(cfg.loss_reduce))
+                             cfg.get("clip_grad_value"), bool(cfg.detach_loss), str(cfg.loss_reduce),
+                             str(cfg.get("explode_units", "msr")))
         pool.round_robin(int(cfg.batch), int(cfg.mean_iters))
         self.step += 1
         self.acc += s
@@ -377,6 +389,9 @@ class Trainer:
         t_state = time.perf_counter()
         stopped = None
         done_here = 0
+        signalled: list[str] = []
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # stop cleanly: state saved, resumable
+            signal.signal(sig, lambda num, _frame: signalled.append(signal.Signals(num).name))
         t_half = self.t_start
         while self.plan is None or self.step < self.plan["steps"]:
             self.one_step()
@@ -402,6 +417,9 @@ class Trainer:
             if cfg.get("state_every_s") and time.perf_counter() - t_state > float(cfg.state_every_s):
                 self.save_state()
                 t_state = time.perf_counter()
+            if signalled:
+                stopped = f"{signalled[0]} received"
+                break
             if stop_after is not None and done_here >= stop_after:
                 stopped = f"stop_after={stop_after} steps"
                 break
