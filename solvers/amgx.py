@@ -3,9 +3,10 @@ Over 300 lines: the AMGX ctypes binding, its resource lifetime and the solver th
 
 The AMGX JSON configuration is the solver parameter ``config`` (a dict with
 ``config_version: 2`` and a ``solver`` dict), one YAML per named AMGX config
-(conf/solver/amgx_*.yaml). pyamgx is not on PyPI: build AMGX and pyamgx as
-docs/GPU.md says; without it ``available()`` says so and the job is recorded
-as ``unavailable``.
+(conf/solver/amgx_*.yaml). pyamgx is not on PyPI: install AMGX and pyamgx by
+their own projects' instructions (docs/GPU.md says what the harness needs from
+them); without them ``available()`` says so and the job is recorded as
+``unavailable``.
 
 Re-run strategy (``callbacks = False``). AMGX keeps a residual history but has
 no per-iteration callback and no per-iteration timestamps, and ``max_iters``
@@ -49,7 +50,7 @@ from solvers.base import Solver
 
 log = logging.getLogger("harness")
 
-INSTALL_HINT = "build AMGX and pyamgx, see docs/GPU.md"
+INSTALL_HINT = "install AMGX and pyamgx by their own projects' instructions, see docs/GPU.md"
 MODE = "dDDI"  # device, double matrix, double vectors, int32 indices
 # Per-scope keys forced so that a solve runs exactly max_iters and prints nothing.
 QUIET = {"monitor_residual": 0, "store_res_history": 0, "print_solve_stats": 0, "print_grid_stats": 0,

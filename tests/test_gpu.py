@@ -131,7 +131,8 @@ def test_unavailable_reasons_name_the_fix():
     if NO_CUPY_GPU and NO_CUPY_GPU.startswith("cupy not installed"):
         assert NO_CUPY_GPU == "cupy not installed: pip install -e '.[gpu]'"
     if NO_AMGX and NO_AMGX.startswith("pyamgx not installed"):
-        assert NO_AMGX == "pyamgx not installed: build AMGX and pyamgx, see docs/GPU.md"
+        assert NO_AMGX == ("pyamgx not installed: install AMGX and pyamgx by their own projects' instructions, "
+                           "see docs/GPU.md")
 
 
 # --- plumbing, with NumPy/SciPy stand-ins -------------------------------------------------
