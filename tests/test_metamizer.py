@@ -107,7 +107,8 @@ def test_training_smoke_lowers_loss():
     on held-out problems (mean log10 MSR after 20 iterations, eval mode)."""
 
     from solvers.metamizer.pool import Pool
-    from solvers.metamizer.train import train_step, validate
+    from solvers.metamizer.train_step import train_step
+    from solvers.metamizer.validation import validate
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # bitwise-reproducible kernels
@@ -116,7 +117,7 @@ def test_training_smoke_lowers_loss():
     model = MetamizerNet(hidden=4, norm="batch")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     pool = Pool(16, 24, rng)
-    sets = [([make_problem("laplace_obstacles", n=24, seed=s) for s in (1000, 1001)], [20])]
+    sets = [("n24", [make_problem("laplace_obstacles", n=24, seed=s) for s in (1000, 1001)], [20])]
     before = validate(model, sets, -31.0, 5.0)["score"]
     model.train()
     for _ in range(60):

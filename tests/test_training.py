@@ -1,0 +1,157 @@
+"""Metamizer training: the command line's input checks, the run folder that is never
+overwritten, precise BatchNorm statistics, the paper recipe's schedule and reset units."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from solvers.metamizer.bn_stats import batchnorm_layers, precise_batchnorm
+from solvers.metamizer.model import MetamizerNet
+from solvers.metamizer.pool import Pool
+from solvers.metamizer.solver import REPO_ROOT
+from solvers.metamizer.train_step import lr_at, train_step
+
+TINY = ("steps=6", "grid=20", "pool_size=6", "batch=3", "model.hidden=2", "progress=false", "log_every=2",
+        "validations=2", "validation.batchnorm.batches=4", "validation.sets=[{n: 20, seeds: [1000], iters: [3]}]")
+
+
+def _cfg(*overrides, name="train/default"):
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
+        return compose(name, overrides=list(overrides))
+
+
+def _train_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "solvers.metamizer.train", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("bad", ["steps=-5", "model.variant=foo"])
+def test_bad_training_values_are_refused_in_one_line(tmp_path, bad):
+    out = tmp_path / "run"
+    res = _train_cli(bad, f"out_dir={out}", cwd=tmp_path)
+    key = bad.split("=")[0]
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr and res.stderr.strip().count("\n") == 0, res.stderr
+    assert res.stderr.startswith(f"error: {key}=")
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing written, not even a log
+
+
+@pytest.mark.parametrize("bad", ["steps=abc", "steps=0", "batch=0", "lr=-1", "lr=.inf", "grid=8", "grid=[64,x]",
+                                 "grid_probs=[1,2]", "validation.score=best", "device=gpu", "explode_units=loss",
+                                 "threads=0", "validation.batchnorm.batches=-1", "validation.sets=[]",
+                                 "max_wall_s=-3", "pool_size=2", "lr_halve_at_frac=[2]"])
+def test_check_config_names_the_bad_key(bad):
+    from solvers.metamizer.train import ConfigError, check_config
+
+    key = bad.split("=")[0]
+    with pytest.raises(ConfigError) as err:
+        check_config(_cfg(bad))
+    assert str(err.value.code).startswith(f"error: {key}") and "\n" not in str(err.value.code)
+
+
+def test_the_shipped_recipes_pass_the_checks():
+    from solvers.metamizer.train import check_config
+
+    for name in ("train/default", "train/paper", "train/improved"):
+        check_config(_cfg(name=name))
+
+
+def _digest(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_second_run_into_a_used_out_dir_is_refused_and_the_first_is_untouched(tmp_path):
+    from solvers.metamizer.train import run
+
+    out = tmp_path / "run"
+    run(_cfg(*TINY, f"out_dir={out}"))
+    before = _digest(out)
+    assert "best.safetensors" in before and "state/trainer.pt" in before
+    with pytest.raises(SystemExit, match="already holds a training run: continue it with resume="):
+        run(_cfg(*TINY, f"out_dir={out}", "seed=3"))
+    assert _digest(out) == before
+
+
+def test_an_unused_folder_is_fine(tmp_path):
+    from solvers.metamizer.train import run
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    res = run(_cfg(*TINY, f"out_dir={tmp_path / 'run'}"))
+    assert res["steps"] == 6 and (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def _bn_model():
+    torch.manual_seed(0)
+    return MetamizerNet.from_variant("paper", 2)
+
+
+def test_precise_batchnorm_is_the_plain_average_of_the_batch_statistics():
+    """The running mean of the first BatchNorm layer equals the mean over the estimate's
+    batches of each batch's own channel means (cumulative average, not momentum)."""
+    model = _bn_model()
+    pool = Pool(6, 24, np.random.default_rng(0), kind="paper", replace=True)
+    seen = []
+    first = batchnorm_layers(model)[0]
+    # deepcopy keeps a module's hooks: this one sees every batch the estimate runs on its copy
+    first.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].detach().mean(dim=(0, 2, 3)).double()))
+    est = precise_batchnorm(model, [pool], seed=1, batches=7, batch=3, mean_iters=6)
+    assert len(seen) == 7
+    got = batchnorm_layers(est)[0]
+    assert torch.allclose(got.running_mean.double(), torch.stack(seen).mean(0), rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(got.running_mean.double(), seen[-1], rtol=1e-3)  # not the last batch alone
+    assert int(got.num_batches_tracked) == 7 and not est.training
+
+
+def test_precise_batchnorm_touches_neither_the_model_nor_the_pool_and_repeats_for_a_seed():
+    model = _bn_model()
+    pool = Pool(6, 24, np.random.default_rng(0), kind="paper", replace=True)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    u = pool.u.clone()
+    rng_state = pool.rng.bit_generator.state
+    a = precise_batchnorm(model, [pool], seed=5, batches=6, batch=3, mean_iters=6)
+    b = precise_batchnorm(model, [pool], seed=5, batches=6, batch=3, mean_iters=6)
+    c = precise_batchnorm(model, [pool], seed=6, batches=6, batch=3, mean_iters=6)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in buffers.items())
+    assert torch.equal(pool.u, u) and pool.rng.bit_generator.state == rng_state
+    ka = "nn.inc.double_conv.1.running_var"
+    assert torch.equal(a.state_dict()[ka], b.state_dict()[ka])
+    assert not torch.equal(a.state_dict()[ka], c.state_dict()[ka])
+    assert not torch.equal(a.state_dict()[ka], model.state_dict()[ka])
+
+
+def test_paper_recipe_trains_at_a_constant_rate_until_step_125000():
+    cfg = _cfg(name="train/paper")
+    assert list(cfg.lr_halve_at) == [125000, 250000, 375000] and not cfg.lr_halve_at_frac
+    ms = list(cfg.lr_halve_at)
+    assert lr_at(0, 1e-3, ms) == lr_at(124_999, 1e-3, ms) == 1e-3
+    assert lr_at(125_000, 1e-3, ms) == 5e-4 and lr_at(400_000, 1e-3, ms) == 1.25e-4
+    assert cfg.explode_units == "authors" and cfg.explode == 2.0e4
+
+
+def test_explosion_reset_counts_in_the_authors_loss_units():
+    """An entry whose MSR is above the threshold, but whose authors' loss (sum r^2 over
+    the batch's interior nodes, ~MSR / batch) is below it, is reset only under msr units."""
+    resets = {}
+    for units in ("msr", "authors"):
+        torch.manual_seed(0)
+        model = MetamizerNet.from_variant("paper", 2)
+        opt = torch.optim.AdamW(model.parameters(), lr=0.0)
+        pool = Pool(4, 24, np.random.default_rng(1), kind="paper")
+        pool.u += 40.0 * torch.where(pool.mask, 0.0, 1.0)  # a bad iterate: MSR ~ 1e2 after the step
+        from solvers.metamizer.pool import batched_msr
+
+        msr = batched_msr(pool.u, pool.f, pool.mask, pool.n_interior)
+        authors = msr * pool.n_interior / pool.n_interior.sum()
+        assert float(authors.max()) < 0.5 * float(msr.min())
+        threshold = float((authors.max() * msr.min()).sqrt())  # above every authors' loss, below every MSR
+        _, resets[units] = train_step(model, opt, pool, 4, threshold, explode_units=units)
+    assert resets == {"msr": 4, "authors": 0}
