@@ -22,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 OFFLINE=${GPU_CHECK_OFFLINE:-0}
 [ "${1:-}" = "--offline" ] && OFFLINE=1
 SIZES=${GPU_CHECK_SIZES:-100,256,400,1024,2048}
-SOLVERS_WANTED=${GPU_CHECK_SOLVERS:-cupy_cg,cupy_minres,cupy_gmres,adam_cuda,metamizer_cuda,metamizer_paper_cuda,cg,dst}
+SOLVERS_WANTED=${GPU_CHECK_SOLVERS:-cupy_cg,cupy_minres,cupy_gmres,adam_cuda,metamizer_cuda,metamizer_paper_cuda,metamizer_paper_cuda_tf32,cg,dst}
 SECONDS_PER_JOB=${GPU_CHECK_SECONDS:-3}
 OUT=${GPU_CHECK_DIR:-results/gpu_check/$(date +%Y-%m-%d_%H-%M-%S)}
 ARCHIVE=${GPU_CHECK_ARCHIVE:-$OUT.tar.gz}

@@ -422,9 +422,30 @@ def test_metamizer_cuda_follows_metamizer_cpu(name):
     np.testing.assert_allclose(np.log10(gpu.msr), np.log10(cpu.msr), atol=1.0)
 
 
+@pytest.mark.skipif(bool(NO_TORCH_CUDA), reason=f"needs torch with CUDA: {NO_TORCH_CUDA}{OPT_IN}")
+def test_metamizer_paper_with_the_authors_gpu_settings():
+    """tf32 + cudnn_benchmark: the settings are applied and recorded, and the iterates stay
+    within a decade of full float32 for 30 iterations."""
+    p = make_problem("laplace_bilinear", n=64)
+    budget = Budget(max_iters=30, max_seconds=60)
+
+    def run_and_describe(name):
+        s = build(name)
+        r = run_solver(p, s, budget)
+        return r, s.describe()
+
+    fast, d_fast = in_child(lambda: run_and_describe("metamizer_paper_cuda_tf32"))
+    full, d_full = in_child(lambda: run_and_describe("metamizer_paper_cuda"))
+    assert d_fast["tf32"] is True and d_fast["cudnn_benchmark"] is True
+    assert d_full["tf32"] is False and d_full["cudnn_benchmark"] is False
+    a, b = fast.trace.set_index("iteration"), full.trace.set_index("iteration")
+    np.testing.assert_allclose(np.log10(a.msr), np.log10(b.msr), atol=1.0)
+
+
 # --- the forked job path every sweep uses ---------------------------------------------------
 GPU_JOBS = [("cupy_cg", NO_CUPY_GPU), ("cupy_minres", NO_CUPY_GPU), ("adam_cuda", NO_TORCH_CUDA),
-            ("metamizer_cuda", NO_TORCH_CUDA), ("metamizer_paper_cuda", NO_TORCH_CUDA)]
+            ("metamizer_cuda", NO_TORCH_CUDA), ("metamizer_paper_cuda", NO_TORCH_CUDA),
+            ("metamizer_paper_cuda_tf32", NO_TORCH_CUDA)]
 
 
 @pytest.mark.parametrize("name,reason", GPU_JOBS)

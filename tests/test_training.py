@@ -155,3 +155,16 @@ def test_explosion_reset_counts_in_the_authors_loss_units():
         threshold = float((authors.max() * msr.min()).sqrt())  # above every authors' loss, below every MSR
         _, resets[units] = train_step(model, opt, pool, 4, threshold, explode_units=units)
     assert resets == {"msr": 4, "authors": 0}
+
+
+def test_gpu_numerics_options_are_checked_and_default_to_full_float32():
+    from solvers.metamizer.solver import Metamizer
+
+    s = Metamizer("metamizer_paper", checkpoint="solvers/metamizer/checkpoints/metamizer_paper_h20.safetensors",
+                  hidden=20, variant="paper")
+    assert s.params["tf32"] is False and s.params["cudnn_benchmark"] is False and s.available() is None
+    bad = Metamizer("m", checkpoint="solvers/metamizer/checkpoints/metamizer_paper_h20.safetensors", tf32="yes")
+    assert bad.available() == "solver.tf32='yes' must be true or false"
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
+        cfg = compose("config", overrides=["solver=metamizer_paper_cuda_tf32"])
+    assert cfg.solver.tf32 is True and cfg.solver.cudnn_benchmark is True and cfg.solver.device == "cuda"

@@ -38,8 +38,20 @@ MARGIN = 0.8  # timed: switch away from eager only for a clear gain
 
 def tf32_off() -> None:
     """Full float32 on CUDA (the network was trained and is evaluated without TF32)."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    set_cuda_numerics(tf32=False, cudnn_benchmark=False)
+
+
+def set_cuda_numerics(tf32: bool, cudnn_benchmark: bool) -> None:
+    """TF32 for matmuls and cuDNN convolutions, and cuDNN's algorithm benchmarking.
+
+    ``tf32=True, cudnn_benchmark=True`` are the authors' GPU settings (their scripts call
+    ``torch.set_float32_matmul_precision('high')``, keep cuDNN's default TF32 convolutions
+    and set ``cudnn.benchmark = True``). Process-wide flags: the harness runs every job in
+    its own child process, so they never leak into another job."""
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.allow_tf32 = bool(tf32)
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
 
 
 def apply_path(model, path: str) -> None:

@@ -54,7 +54,9 @@ class Metamizer(Solver):
     ``model.VARIANTS``; checked against the file), ``gradient`` (``detach``, the
     paper's, or ``exact``), ``fast_path`` (``auto``: channels_last for large
     grids, checked against eager in setup; ``timed``; ``eager`` | ``channels_last``;
-    see ``fast.py``)."""
+    see ``fast.py``), and on CUDA ``tf32`` and ``cudnn_benchmark`` (both false: full
+    float32, fixed algorithms; both true: the authors' GPU settings; cuDNN's benchmarking
+    happens in setup's warm-up iteration, off the clock)."""
 
     family = "neural"
     bytes_per_node = 150  # U-Net activations in float32 (inference mode), measured (docs/ROBUSTNESS.md)
@@ -64,6 +66,8 @@ class Metamizer(Solver):
         params.setdefault("checkpoint", DEFAULT_CHECKPOINT)
         params.setdefault("gradient", "detach")
         params.setdefault("fast_path", "auto")
+        params.setdefault("tf32", False)
+        params.setdefault("cudnn_benchmark", False)
         super().__init__(name, device, **params)
         self.model = None
         self.meta: dict[str, str] = {}
@@ -84,6 +88,9 @@ class Metamizer(Solver):
             return reason
         if self.params["gradient"] not in ("detach", "exact"):
             return f"unknown gradient mode {self.params['gradient']!r} (set solver.gradient=detach or exact)"
+        for key in ("tf32", "cudnn_benchmark"):
+            if not isinstance(self.params[key], bool):
+                return f"solver.{key}={self.params[key]!r} must be true or false"
         if self.params["fast_path"] not in MODES:
             return (f"unknown fast_path {self.params['fast_path']!r} "
                     f"(set solver.fast_path to one of {', '.join(MODES)})")
@@ -117,10 +124,10 @@ class Metamizer(Solver):
 
     def setup(self, problem) -> None:
         from problems.torch_ops import TorchPhysics
-        from solvers.metamizer.fast import choose_path, tf32_off
+        from solvers.metamizer.fast import choose_path, set_cuda_numerics
 
         if str(self.device).startswith("cuda"):
-            tf32_off()  # float32 network as trained: no TF32 matmul/convolution
+            set_cuda_numerics(bool(self.params["tf32"]), bool(self.params["cudnn_benchmark"]))
         model = self._load().eval()  # model load and weight upload: part of setup_s
         self.physics = TorchPhysics(problem, self.device)
         self._interior = self.physics.interior[None]
@@ -177,8 +184,9 @@ class Metamizer(Solver):
         out = dict(self._describe_cache)
         if self.forward_path is not None:
             out["forward_path"] = self.forward_path
-        if str(self.device).startswith("cuda"):
+        if str(self.device).startswith("cuda"):  # what the process actually ran with
             out["tf32"] = bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+            out["cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
         return out
 
 

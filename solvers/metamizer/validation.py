@@ -92,9 +92,20 @@ def validate(model: MetamizerNet, sets, floor: float, diverged: float, device="c
         raise ValueError(f"validation.score={score!r}; valid: {', '.join(SCORES)}")
     was_training = model.training
     model.eval()
+    by_shape: dict[tuple, list[int]] = {}  # sets of one grid size and iteration list run as one batch
+    for i, (_, probs, iters) in enumerate(sets):
+        by_shape.setdefault((probs[0].shape, tuple(iters)), []).append(i)
+    results: dict[int, np.ndarray] = {}
+    for (_, iters), members in by_shape.items():
+        probs = [p for i in members for p in sets[i][1]]
+        lg = log_msr(run_batch(model, probs, list(iters), device), floor, diverged)
+        start = 0
+        for i in members:
+            results[i] = lg[start:start + len(sets[i][1])]
+            start += len(sets[i][1])
     rows, set_means, per_problem = {}, [], []
-    for tag, probs, iters in sets:
-        lg = log_msr(run_batch(model, probs, iters, device), floor, diverged)
+    for i, (tag, _, iters) in enumerate(sets):
+        lg = results[i]
         for j, it in enumerate(iters):
             rows[f"{tag}_it{it}"] = float(lg[:, j].mean())
         set_means.append(lg.mean())
