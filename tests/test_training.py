@@ -168,3 +168,24 @@ def test_gpu_numerics_options_are_checked_and_default_to_full_float32():
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
         cfg = compose("config", overrides=["solver=metamizer_paper_cuda_tf32"])
     assert cfg.solver.tf32 is True and cfg.solver.cudnn_benchmark is True and cfg.solver.device == "cuda"
+
+
+def test_a_slim_state_without_the_pool_continues_warm(tmp_path):
+    """resume= from a state whose pool files were removed (as a committed slim state):
+    the run continues from the saved weights and step, with a fresh pool, and says so."""
+    from safetensors.torch import load_file
+
+    from solvers.metamizer.train import run
+
+    out = tmp_path / "run"
+    run(_cfg(*TINY, f"out_dir={out}", "stop_after=3"))
+    saved = load_file(str(out / "state/model.safetensors"))
+    for f in (out / "state").glob("pool*.pt"):
+        f.unlink()
+    res = run(_cfg(f"resume={out}", "stop_after=1"))
+    assert res["steps"] == 4
+    assert "the pool is drawn afresh" in (out / "train.log").read_text()
+    after = load_file(str(out / "state/model.safetensors"))
+    w = "nn.outc.conv.weight"
+    assert not torch.equal(after[w], saved[w])  # trained on from the saved weights ...
+    assert torch.allclose(after[w], saved[w], atol=1e-2)  # ... by one small step

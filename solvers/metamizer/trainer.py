@@ -145,10 +145,16 @@ class Trainer:
         loaded, _ = checkpoint.load(d / "model.safetensors", device=self.device)
         self.model.load_state_dict(loaded.state_dict())
         self.opt.load_state_dict(torch.load(d / "optimizer.pt", map_location=self.device, weights_only=True))
-        for i, pool in enumerate(self.pools):
-            rr, acc, entry_rng = json.loads(ts["pool_counters"])[i]
-            pool.load_state_dict({**{k: torch.load(d / f"pool{i}_{k}.pt", weights_only=True) for k in FIELDS},
-                                  "rr": rr, "acc": acc, "entry_rng": entry_rng})
+        pool_files = [d / f"pool{i}_{k}.pt" for i in range(len(self.pools)) for k in FIELDS]
+        if all(f.is_file() for f in pool_files):
+            for i, pool in enumerate(self.pools):
+                rr, acc, entry_rng = json.loads(ts["pool_counters"])[i]
+                pool.load_state_dict({**{k: torch.load(d / f"pool{i}_{k}.pt", weights_only=True) for k in FIELDS},
+                                      "rr": rr, "acc": acc, "entry_rng": entry_rng})
+        else:  # a slim state (weights, optimiser, RNGs, counters; e.g. one committed to carry a run on)
+            self.log("no pool files in the state: the pool is drawn afresh (a warm continuation, not "
+                     "bit-identical to an uninterrupted run; the pool is back in its steady state after "
+                     "pool_size * mean_iters / batch steps)")
         self.rng.bit_generator.state = json.loads(ts["numpy_rng"])
         torch.set_rng_state(ts["torch_rng"])
         if ts["cuda_rng"] and self.device.startswith("cuda"):
