@@ -85,7 +85,7 @@ def job_table(df: pd.DataFrame, targets) -> pd.DataFrame:
         finite = msr[np.isfinite(msr)]
         setup = float(g["setup_s"].dropna().iloc[0]) if g["setup_s"].notna().any() else np.nan
         rec = {
-            "job": job, **{c: first[c] for c in ("problem", "n", "label", "base_label", "solver", "family",
+            "job": job, **{c: first[c] for c in ("run_id", "problem", "n", "label", "base_label", "solver", "family",
                                                    "backend", "device", "repeat", "status", "message",
                                                    "exact_kind", "strategy", "sweep", "params", "threads")},
             "n_unknowns": float(first["n_unknowns"]),
@@ -173,6 +173,9 @@ def cell_table(jobs: pd.DataFrame, targets) -> pd.DataFrame:
                        backend=("backend", "first"), device=("device", "first"),
                        exact_kind=("exact_kind", "first"), n_unknowns=("n_unknowns", "first"),
                        repeats=("job", "size"), ran=("ran", "any"))
+    for col in ("stop_target", "max_seconds"):   # the jobs' budgets (``build.budgets``), where known
+        if col in jobs:
+            info[col] = grouped[col].max()
     info["status"] = grouped["status"].agg(_status_summary)
     info["message"] = grouped["message"].agg(_messages)
     info["message_top"] = grouped["message"].agg(_top_message)
@@ -229,6 +232,7 @@ def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
             "median_speedup": float(ran["speedup"].median()) if "speedup" in ran and len(ran) else np.nan,
             "median_best_msr": float(ran["best_msr"].median()) if len(ran) else np.nan,
             "status": ", ".join(dict.fromkeys(g["status"])),
+            "stop_target": g["stop_target"].max() if "stop_target" in g else np.nan,
             "message": _messages(g["message_top"] if "message_top" in g else g["message"], "sizes"),
         })
     table = pd.DataFrame(rows)
