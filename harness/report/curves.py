@@ -74,8 +74,10 @@ def pooled(curves: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     line = g.agg(family=("family", "first"), x=(x, "median"), y=(y, "median"), lo=(y, "min"), hi=(y, "max"))
     line = line.reset_index()
     broke = curves["status"].isin(BROKE).groupby([curves[k] for k in keys]).all().rename("failed")
-    line = line.merge(broke.reset_index(), on=keys, how="left")
-    parts = []
-    for _, c in line.groupby(keys, sort=False):
-        parts.append(c.iloc[thin(c["x"].to_numpy(), c["y"].to_numpy())])
-    return pd.concat(parts, ignore_index=True)
+    line = line.merge(broke.reset_index(), on=keys, how="left")    # still sorted by keys, then iteration
+    codes = line.groupby(keys, sort=False).ngroup().to_numpy()
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], len(line)]
+    x, y = line["x"].to_numpy(dtype=float), line["y"].to_numpy(dtype=float)
+    kept = np.concatenate([a + thin(x[a:b], y[a:b]) for a, b in zip(starts, ends, strict=True)])
+    return line.iloc[kept].reset_index(drop=True)

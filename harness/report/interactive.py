@@ -89,22 +89,20 @@ def figure(curves: pd.DataFrame, problem: str, palette: dict, axis: str, title: 
                                       "yanchor": "bottom", "font": {"size": 13}})
     present = set(lines["label"])
     order = [lab for lab in palette if lab in present] + sorted(present - set(palette))
+    rank = {lab: i for i, lab in enumerate(order)}
     axis_of = {n: "" if k == 0 else str(k + 1) for k, n in enumerate(sizes)}
-    by_label = dict(tuple(lines.groupby("label", sort=False)))
-    traces = []
-    for label in order:
-        colour = to_hex(palette[label]) if label in palette else "#000000"
-        first = True
-        for n, c in by_label[label].groupby("n", sort=True):
-            family = str(c["family"].iloc[0])
-            traces.append({
-                "type": "scatter", "mode": "lines", "name": label, "legendgroup": label, "showlegend": first,
-                "x": typed(c["x"]), "y": typed(c["y"]), "meta": int(n),
-                "customdata": typed(c[["iteration", "time", "msr", "mse"]], "f8"),
-                "line": {"color": colour, "width": 3 if family == "neural" else 1.5,
-                         "dash": DASH.get(family, "dashdot")},
-                "xaxis": f"x{axis_of[n]}", "yaxis": f"y{axis_of[n]}"})
-            first = False
+    lines = lines.assign(_rank=lines["label"].map(rank)).sort_values(["_rank", "n", "iteration"], kind="stable")
+    traces, shown = [], set()
+    for (label, n), c in lines.groupby(["label", "n"], sort=False):   # legend order, then size
+        family = str(c["family"].iloc[0])
+        traces.append({
+            "type": "scatter", "mode": "lines", "name": label, "legendgroup": label, "showlegend": label not in shown,
+            "x": typed(c["x"]), "y": typed(c["y"]), "meta": int(n),
+            "customdata": typed(c[["iteration", "time", "msr", "mse"]], "f8"),
+            "line": {"color": to_hex(palette[label]) if label in palette else "#000000",
+                     "width": 3 if family == "neural" else 1.5, "dash": DASH.get(family, "dashdot")},
+            "xaxis": f"x{axis_of[n]}", "yaxis": f"y{axis_of[n]}"})
+        shown.add(label)
     return {"data": traces, "layout": layout}
 
 

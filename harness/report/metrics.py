@@ -130,18 +130,13 @@ def _status_summary(statuses: pd.Series) -> str:
 _NUMBER = re.compile(r"[-+]?\d[\d.]*(?:e[-+]?\d+)?")
 
 
-def _messages(messages: pd.Series, unit: str = "runs", counted: bool = True) -> str:
-    """The commonest non-empty message, with how many of the runs (or sizes) gave it when there were several.
+def grouped_messages(frame: pd.DataFrame, keys: list[str], unit: str = "runs", counted: bool = True) -> pd.Series:
+    """Per group of ``frame`` by ``keys`` (the index): the commonest non-empty ``message``, with how many of the
+    group's runs (or sizes: ``unit``) gave it when there were several (``counted``).
 
     Messages that differ only in their numbers ("MSR 3e-32 <= target at iteration 1" / "... 5e-31 ... 2")
-    count as one; the first of them is shown (ties: the shape seen first).
+    count as one; the first of them is shown (ties: the message seen first).
     """
-    frame = pd.DataFrame({"group": 0, "message": messages.to_numpy()})
-    return str(grouped_messages(frame, ["group"], unit, counted).iloc[0])
-
-
-def grouped_messages(frame: pd.DataFrame, keys: list[str], unit: str = "runs", counted: bool = True) -> pd.Series:
-    """``_messages`` of the ``message`` column of each group of ``frame`` by ``keys`` (index: the groups)."""
     groups = frame.groupby(keys, sort=True)
     total = groups.size()
     text = frame["message"].astype(str)
@@ -242,6 +237,8 @@ def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
     ran (unavailable, failed in setup) get no rank.
     """
     col, solve = f"total@{tag(target)}", f"t@{tag(target)}"
+    top = cells.assign(message=cells["message_top"]) if "message_top" in cells else cells
+    messages = grouped_messages(top, ["problem", "label"], "sizes") if len(cells) else pd.Series(dtype=object)
     rows = []
     for (problem, label), g in cells.groupby(["problem", "label"], sort=True):
         ran = g[g["ran"]]
@@ -255,7 +252,7 @@ def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
             "median_best_msr": float(ran["best_msr"].median()) if len(ran) else np.nan,
             "status": ", ".join(dict.fromkeys(g["status"])),
             "stop_target": g["stop_target"].max() if "stop_target" in g else np.nan,
-            "message": _messages(g["message_top"] if "message_top" in g else g["message"], "sizes"),
+            "message": messages.loc[(problem, label)],
         })
     table = pd.DataFrame(rows)
     if table.empty:
@@ -344,20 +341,16 @@ def family_best(cells: pd.DataFrame, target: float) -> pd.DataFrame:
     (``reached`` False). Columns: problem, n, family, label, role, reached, total.
     """
     col = f"total@{tag(target)}"
-    rows = []
     ran = cells[cells["ran"]]
-    for (problem, n, family), g in ran.groupby(["problem", "n", "family"], sort=True):
-        if family == LEARNED:
-            picks = g
-        else:
-            key = g.assign(_t=g[col].where(np.isfinite(g[col]), np.inf), _m=g["best_msr"].fillna(np.inf))
-            picks = key.sort_values(["_t", "_m", "label"]).head(1)
-        for r in picks.itertuples():
-            t = float(g.loc[r.Index, col])
-            role = "neural" if family == LEARNED else ("limit" if family == LIMIT else "best")
-            rows.append({"problem": problem, "n": n, "family": family, "label": r.label, "role": role,
-                         "reached": bool(np.isfinite(t)), "total": t})
-    return pd.DataFrame(rows, columns=["problem", "n", "family", "label", "role", "reached", "total"])
+    key = ran.assign(_t=ran[col].where(np.isfinite(ran[col]), np.inf), _m=ran["best_msr"].fillna(np.inf),
+                     _neural=ran["family"] == LEARNED)
+    key = key.sort_values(["problem", "n", "family", "_t", "_m", "label"])
+    best = key[~key["_neural"]].drop_duplicates(["problem", "n", "family"])
+    picks = pd.concat([key[key["_neural"]], best]).sort_values(["problem", "n", "family", "label"])
+    role = np.where(picks["_neural"], "neural", np.where(picks["family"] == LIMIT, "limit", "best"))
+    return pd.DataFrame({"problem": picks["problem"], "n": picks["n"], "family": picks["family"],
+                         "label": picks["label"], "role": role, "reached": np.isfinite(picks[col].astype(float)),
+                         "total": picks[col].astype(float)}).reset_index(drop=True)
 
 
 def target_times(jobs: pd.DataFrame, target: float) -> pd.DataFrame:
