@@ -92,15 +92,21 @@ def figure(curves: pd.DataFrame, problem: str, palette: dict, axis: str, title: 
     rank = {lab: i for i, lab in enumerate(order)}
     axis_of = {n: "" if k == 0 else str(k + 1) for k, n in enumerate(sizes)}
     lines = lines.assign(_rank=lines["label"].map(rank)).sort_values(["_rank", "n", "iteration"], kind="stable")
+    codes = lines.groupby(["_rank", "n"], sort=False).ngroup().to_numpy()
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])   # one trace per (label, n), legend order
+    ends = np.r_[starts[1:], len(lines)]
+    x, y = lines["x"].to_numpy(), lines["y"].to_numpy()
+    hover = lines[["iteration", "time", "msr", "mse"]].to_numpy(dtype=float)
+    label_at, n_at, family_at = (lines[c].to_numpy() for c in ("label", "n", "family"))
+    colours = {lab: to_hex(palette[lab]) if lab in palette else "#000000" for lab in order}
     traces, shown = [], set()
-    for (label, n), c in lines.groupby(["label", "n"], sort=False):   # legend order, then size
-        family = str(c["family"].iloc[0])
+    for a, b in zip(starts, ends, strict=True):
+        label, n, family = label_at[a], int(n_at[a]), str(family_at[a])
         traces.append({
             "type": "scatter", "mode": "lines", "name": label, "legendgroup": label, "showlegend": label not in shown,
-            "x": typed(c["x"]), "y": typed(c["y"]), "meta": int(n),
-            "customdata": typed(c[["iteration", "time", "msr", "mse"]], "f8"),
-            "line": {"color": to_hex(palette[label]) if label in palette else "#000000",
-                     "width": 3 if family == "neural" else 1.5, "dash": DASH.get(family, "dashdot")},
+            "x": typed(x[a:b]), "y": typed(y[a:b]), "meta": n, "customdata": typed(hover[a:b], "f8"),
+            "line": {"color": colours[label], "width": 3 if family == "neural" else 1.5,
+                     "dash": DASH.get(family, "dashdot")},
             "xaxis": f"x{axis_of[n]}", "yaxis": f"y{axis_of[n]}"})
         shown.add(label)
     return {"data": traces, "layout": layout}
