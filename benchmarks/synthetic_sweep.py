@@ -13,6 +13,8 @@ two calls with the same arguments write the same numbers:
   ``max_iters``, or (direct solvers, a few Krylov solvers) by itself; some first-order runs diverge at large sizes.
 
     python benchmarks/synthetic_sweep.py OUT_DIR [--problems 4] [--sizes 10] [--labels 50]   (2,000 jobs)
+    python benchmarks/synthetic_sweep.py OUT_DIR --problems 1 --sizes 32 64 128 256 512 --labels 25
+                                                  (125 jobs: the shape of +sweep=laplace_scaling)
 """
 
 from __future__ import annotations
@@ -154,9 +156,10 @@ def write_job(root: Path, sweep: str, problem: str, n: int, label: str, model: M
     return write_trace(pd.concat(frames, ignore_index=True), folder / TRACE_NAME, meta)
 
 
-def write_sweep(root: str | Path, *, problems: int = 4, sizes: int = 10, labels_per_cell: int = 50,
+def write_sweep(root: str | Path, *, problems: int = 4, sizes: int | tuple[int, ...] = 10, labels_per_cell: int = 50,
                 sweep: str = "synthetic", seed: int = 0) -> Path:
     """``problems x sizes x labels_per_cell`` jobs under ``root/<sweep>/<stamp>``; returns that folder.
+    ``sizes``: how many of ``SIZES``, or the grid sizes themselves.
 
     ``labels_per_cell`` beyond the 25 solvers of ``MODELS`` adds learning-rate variants, and every fifth extra
     one is an unavailable GPU solver (a trace with one row and no checkpoint), as a CPU machine records it.
@@ -166,7 +169,8 @@ def write_sweep(root: str | Path, *, problems: int = 4, sizes: int = 10, labels_
     configs = labels(labels_per_cell)
     gpu = {i for i in range(len(MODELS), len(configs)) if (i - len(MODELS)) % 5 == 4}
     num = 0
-    for problem, n in itertools.product(PROBLEMS[:problems], SIZES[:sizes]):
+    grids = SIZES[:sizes] if isinstance(sizes, int) else sizes
+    for problem, n in itertools.product(PROBLEMS[:problems], grids):
         for i, (label, model, params) in enumerate(configs):
             if i in gpu:
                 label, model = f"cupy_{model.solver}_{i}", Model(f"cupy_{model.solver}_{i}", "krylov", 1.0)
@@ -179,10 +183,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path)
     p.add_argument("--problems", type=int, default=4)
-    p.add_argument("--sizes", type=int, default=10)
+    p.add_argument("--sizes", type=int, nargs="+", default=[10],
+                   help="how many of the sizes 32..768, or the grid sizes themselves (e.g. 32 64 128 256 512)")
     p.add_argument("--labels", type=int, default=50)
     a = p.parse_args()
-    print(write_sweep(a.out, problems=a.problems, sizes=a.sizes, labels_per_cell=a.labels))
+    sizes = a.sizes[0] if len(a.sizes) == 1 else tuple(a.sizes)
+    print(write_sweep(a.out, problems=a.problems, sizes=sizes, labels_per_cell=a.labels))
 
 
 if __name__ == "__main__":

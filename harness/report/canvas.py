@@ -2,8 +2,8 @@
 the right and the caption box below; and the files it is saved to.
 
 Fixed margins instead of ``tight_layout`` or ``bbox_inches="tight"``: both draw the whole figure once more
-just to measure it, which was most of the report's time. PNGs are saved with 256 colours (quantised by
-Pillow: about a third of the bytes, and faster to write than full colour); SVG only on request.
+just to measure it, which was most of the report's time. PNGs are saved with a 64-colour palette (quantised
+by Pillow: about a quarter of the bytes, and faster to write than full colour); SVG only on request.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from matplotlib.ticker import NullLocator
 from PIL import Image
 
 DPI = 100
+COLOURS = 64                # PNG palette: the lines' colours and their anti-aliased edges (no visible banding)
 FONT_IN = 8 / 72            # one 8-point character is about 0.55 of this wide
 LINE_IN = 0.16              # one 8-point text line
 TITLE_IN = 0.75             # two-line title above the panels
@@ -86,12 +87,12 @@ def hide_unused(axes: np.ndarray, used: int) -> None:
 
 
 def save(fig, stem: Path, svg: bool = False) -> list[Path]:
-    """``stem``.png (256 colours) and, with ``svg``, ``stem``.svg; closes the figure."""
+    """``stem``.png (``COLOURS`` colours) and, with ``svg``, ``stem``.svg; closes the figure."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     png = stem.with_suffix(".png")
-    Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(png, compress_level=6)
+    Image.open(buf).convert("RGB").quantize(COLOURS, method=Image.Quantize.FASTOCTREE).save(png, compress_level=6)
     paths = [png]
     if svg:
         fig.savefig(stem.with_suffix(".svg"))

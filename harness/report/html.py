@@ -1,6 +1,6 @@
 """``index.html``: one self-contained page that opens from disk, offline, and opens with the verdict.
 
-Figures are embedded as PNG (at most ``EMBED_WIDTH`` pixels wide: the page is narrower), SVGs linked. The
+Figures are embedded as PNG (at most ``EMBED_WIDTH`` pixels wide: the width of the page), SVGs linked. The
 interactive figures are plotly.js JSON in ``<script type="application/json">`` elements; plotly.js itself is
 embedded once, gzip-compressed and base64-encoded (about 2 MB instead of 4.8), and inflated by the browser
 (``DecompressionStream``) before the figures are drawn. A static figure the page already shows interactively
@@ -16,9 +16,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from .canvas import COLOURS
 from .document import Document, Figure, Table
 
-EMBED_WIDTH = 1600
+EMBED_WIDTH = 1500
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1500px; padding: 0 1em; color: #222; }
@@ -76,14 +77,14 @@ def _table(t: Table, level: str, css: str = "") -> str:
 
 
 def image_data(path: Path) -> str:
-    """The PNG as a data: URL; one wider than ``EMBED_WIDTH`` is scaled down to it first (256 colours)."""
+    """The PNG as a data: URL; one wider than ``EMBED_WIDTH`` is scaled down to it first."""
     raw = path.read_bytes()
     with Image.open(io.BytesIO(raw)) as im:
         if im.width > EMBED_WIDTH:
             small = im.convert("RGB").resize((EMBED_WIDTH, round(im.height * EMBED_WIDTH / im.width)),
                                              Image.Resampling.LANCZOS)
             buf = io.BytesIO()
-            small.quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, format="PNG", compress_level=6)
+            small.quantize(COLOURS, method=Image.Quantize.FASTOCTREE).save(buf, format="PNG", compress_level=6)
             raw = buf.getvalue()
     return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
 

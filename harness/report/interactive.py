@@ -96,7 +96,7 @@ def figure(curves: pd.DataFrame, problem: str, palette: dict, axis: str, title: 
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])   # one trace per (label, n), legend order
     ends = np.r_[starts[1:], len(lines)]
     x, y = lines["x"].to_numpy(), lines["y"].to_numpy()
-    hover = lines[["iteration", "time", "msr", "mse"]].to_numpy(dtype=float)
+    hover = lines[["iteration", "time", "msr", "mse"]].to_numpy(dtype=float)   # float32: 7 digits, shown 4
     label_at, n_at, family_at = (lines[c].to_numpy() for c in ("label", "n", "family"))
     colours = {lab: to_hex(palette[lab]) if lab in palette else "#000000" for lab in order}
     traces, shown = [], set()
@@ -104,7 +104,7 @@ def figure(curves: pd.DataFrame, problem: str, palette: dict, axis: str, title: 
         label, n, family = label_at[a], int(n_at[a]), str(family_at[a])
         traces.append({
             "type": "scatter", "mode": "lines", "name": label, "legendgroup": label, "showlegend": label not in shown,
-            "x": typed(x[a:b]), "y": typed(y[a:b]), "meta": n, "customdata": typed(hover[a:b], "f8"),
+            "x": typed(x[a:b]), "y": typed(y[a:b]), "meta": n, "customdata": typed(hover[a:b]),
             "line": {"color": colours[label], "width": 3 if family == "neural" else 1.5,
                      "dash": DASH.get(family, "dashdot")},
             "xaxis": f"x{axis_of[n]}", "yaxis": f"y{axis_of[n]}"})
