@@ -13,10 +13,10 @@ import pandas as pd
 
 from harness import results
 
-from . import costs, groups, html, machine, markdown, metrics, render, style, tables, verdict
+from . import costs, groups, html, machine, markdown, metrics, render, sections, style, tables, verdict
 from .document import Document, Figure, Table, Verdict
 from .metrics import FLOOR, tag
-from .sections import INTERACTIVE, Context, cells_of, section
+from .sections import INTERACTIVE, Context, cells_of
 
 RULE = ("Time to target: the first checkpoint whose MSR is at or below the target is located and the crossing "
         "is interpolated between it and the previous checkpoint, taking log10(MSR) as linear in solve time (and "
@@ -80,10 +80,10 @@ def _verdict(df: pd.DataFrame, jobs_all: pd.DataFrame, ctx: Context) -> list[Ver
     return out
 
 
-def _draw(tasks, sections, svg: bool, out: Path, warnings: list[str]) -> None:
-    """Draw every section's figures at once (``render.draw_all``) and file them under their sections."""
-    drawn = iter(render.draw_all([t for ts in tasks for t in ts], svg=svg))
-    for sec, ts in zip(sections, tasks, strict=True):
+def _file(drawing: render.Drawing, tasks, secs, out: Path, warnings: list[str]) -> None:
+    """Wait for the figures being drawn and file them under their sections."""
+    drawn = iter(drawing.collect())
+    for sec, ts in zip(secs, tasks, strict=True):
         for _ in ts:
             d = next(drawn)
             if d.error:
@@ -123,19 +123,22 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
     kinds = df.drop_duplicates("label")
     ctx = Context(folder, target, reference, style.palette(kinds["label"], kinds["family"], kinds["solver"]),
                   metadata, costs.solver_info(source), draw)
-    built = [section(g, df, jobs_all, ctx) for g in grouping_list]
-    sections = [s for s, _ in built]
+    parts = [sections.part(g, df, jobs_all, ctx) for g in grouping_list]
+    tasks = [sections.tasks(p, ctx) for p in parts]
+    drawing = render.start([t for ts in tasks for t in ts], svg=svg)   # drawn while the rest is computed
+    secs = [sections.section(p, ctx) for p in parts]
     bundle = None
-    if any(s.interactive for s in sections):
+    if any(s.interactive for s in secs):
         try:
             from . import interactive
 
             bundle = interactive.bundle()
         except ImportError as exc:
             ctx.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
-            for s in sections:
+            for s in secs:
                 s.interactive = []
-    _draw([t for _, t in built], sections, svg, folder, ctx.warnings)
+    verdicts = _verdict(df, jobs_all, ctx)
+    _file(drawing, tasks, secs, folder, ctx.warnings)
     outcome.warnings += ctx.warnings
     sweeps = ", ".join(sorted(set(df["sweep"]) - {""})) or "unknown"
     intro = [f"Results: {source} (sweep {sweeps}); {outcome.jobs} jobs, {outcome.jobs_ran} ran; "
@@ -145,8 +148,7 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
         intro.append("Warnings: " + " | ".join(outcome.warnings))
     env = Table("Environment", tables.environment_table(machine.summary(metadata)),
                 "From the traces' metadata; a field that differs between jobs lists every value.")
-    doc = Document(f"Solver comparison: {sweeps}", intro, sections, env,
-                   verdict=_verdict(df, jobs_all, ctx), about=[VERDICT, METRICS, RULE])
+    doc = Document(f"Solver comparison: {sweeps}", intro, secs, env, verdict=verdicts, about=[VERDICT, METRICS, RULE])
     (folder / "summary.md").write_text(markdown.render(doc), encoding="utf-8")
     (folder / "index.html").write_text(html.render(doc, folder, bundle), encoding="utf-8")
     return outcome

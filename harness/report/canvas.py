@@ -8,7 +8,6 @@ by Pillow: about a quarter of the bytes, and faster to write than full colour); 
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from pathlib import Path
@@ -18,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, NullLocator
 from PIL import Image
 
 DPI = 100
@@ -70,11 +69,28 @@ def _wrap(lines: list[str], width_in: float) -> str:
     return "\n".join(textwrap.fill(line, chars, subsequent_indent="    ") for line in lines if line)
 
 
-def no_minor_ticks(ax) -> None:
-    """Major ticks only: minor ticks on log axes are most of the tick objects a figure builds and draws, and
-    the grid is drawn at major ticks anyway."""
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_minor_locator(NullLocator())
+SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def power_label(value: float, _pos=None) -> str:
+    """A log-axis tick as plain text: 10⁻⁸ (matplotlib's default labels are mathtext, whose parsing was a
+    large part of drawing a figure); 1, 10, 100 and 1000 as numbers; 0 (a symlog axis's origin) as 0."""
+    if value == 0:
+        return "0"
+    exponent = math.log10(abs(value))
+    if abs(exponent - round(exponent)) > 1e-9:
+        return f"{value:g}"
+    e = int(round(exponent))
+    return f"{value:.0f}" if 0 <= e <= 3 else ("-" if value < 0 else "") + "10" + str(e).translate(SUPERSCRIPT)
+
+
+def log_axes(ax, x: bool = True, y: bool = True) -> None:
+    """Major ticks only, labelled as plain text (``power_label``): minor ticks on log axes are most of the
+    tick objects a figure builds and draws, and the grid is drawn at major ticks anyway."""
+    for axis, on in ((ax.xaxis, x), (ax.yaxis, y)):
+        if on:
+            axis.set_minor_locator(NullLocator())
+            axis.set_major_formatter(FuncFormatter(power_label))
 
 
 def title(fig, text: str) -> None:
@@ -89,10 +105,12 @@ def hide_unused(axes: np.ndarray, used: int) -> None:
 def save(fig, stem: Path, svg: bool = False) -> list[Path]:
     """``stem``.png (``COLOURS`` colours) and, with ``svg``, ``stem``.svg; closes the figure."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.set_dpi(DPI)
+    fig.canvas.draw()   # the Agg pixels themselves: no full-colour PNG to encode and decode again
+    rgba = Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     png = stem.with_suffix(".png")
-    Image.open(buf).convert("RGB").quantize(COLOURS, method=Image.Quantize.FASTOCTREE).save(png, compress_level=6)
+    rgba.convert("RGB").quantize(COLOURS, method=Image.Quantize.FASTOCTREE).save(png, compress_level=6,
+                                                                                  dpi=(DPI, DPI))
     paths = [png]
     if svg:
         fig.savefig(stem.with_suffix(".svg"))

@@ -91,7 +91,7 @@ def _lines(data: pd.DataFrame, sizes: pd.DataFrame, look: Look, title: str, xlab
         else:
             ax.set_xscale(xscale)
         ax.set_yscale("log")
-        canvas.no_minor_ticks(ax)
+        canvas.log_axes(ax)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(size_title(sizes, n), fontsize=10)
         ax.set_xlabel(xlabel)
@@ -194,7 +194,7 @@ def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], prob
                         linewidth=1.5, capsize=2, label=label, **line_style(family))
         ax.set_xscale("log")
         ax.set_yscale("log")
-        canvas.no_minor_ticks(ax)
+        canvas.log_axes(ax)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(f"{kind} time", fontsize=10)
         ax.set_xlabel("unknowns N (interior grid nodes)")
@@ -250,7 +250,7 @@ def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look):
             ax.barh(pos, s["median"], height=width, color=colour, label=part, xerr=err,
                     error_kw={"linewidth": 0.8})
         ax.set_xscale("log")
-        canvas.no_minor_ticks(ax)
+        canvas.log_axes(ax, y=False)
         ax.grid(True, axis="x", which="major", alpha=0.3)
         ax.set_title(f"n = {n}", fontsize=10)
         ax.set_xlabel("time [s] (log)")
@@ -299,7 +299,7 @@ def training_bill(bill: pd.DataFrame, target: float, palette: dict):
                         fontsize=9, rotation=90, fontweight="bold",
                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 2})
     ax.set_yscale("log")
-    canvas.no_minor_ticks(ax)
+    canvas.log_axes(ax, x=False)
     ax.set_ylim(1.0, top * 3)
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels([f"{p}\nn = {n}" if len({c[0] for c in cases}) > 1 else f"n = {n}" for p, n in cases])

@@ -65,7 +65,7 @@ def _finish(ax, target: float) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.axhline(target, color="0.45", linestyle=":", linewidth=1.0)
-    canvas.no_minor_ticks(ax)
+    canvas.log_axes(ax)
     ax.grid(True, which="major", alpha=0.3)
 
 

@@ -2,8 +2,9 @@
 
 Each figure is a ``Task``: a function that draws it from tables already in memory. The tasks run in forked
 worker processes (one per core, at most one per figure), which inherit those tables instead of receiving a
-copy; where ``fork`` is unavailable they run one after the other here. A figure that fails is reported with
-its error and the others are kept.
+copy, while the caller goes on with the rest of the report (``start``, then ``Drawing.collect``); where
+``fork`` is unavailable they run one after the other here. A figure that fails is reported with its error
+and the others are kept.
 """
 
 from __future__ import annotations
@@ -52,17 +53,45 @@ def workers(tasks: int) -> int:
     return max(1, min(cores, tasks))
 
 
-def draw_all(tasks: list[Task], *, svg: bool = False, processes: int | None = None) -> list[Drawn]:
-    """Every task's files, in the order given (``processes``: at most this many workers; 1 = here)."""
-    global _TASKS
-    count = workers(len(tasks)) if processes is None else max(1, min(processes, len(tasks)))
-    _TASKS = list(tasks)
-    try:
+# the most expensive figures first, so the workers finish together
+COST = ("families", "setup_solve", "msr_iterations", "msr_time", "mse_time", "scaling", "headline")
+
+
+class Drawing:
+    """Figures being drawn in worker processes while the caller goes on (``start``); ``collect`` waits."""
+
+    def __init__(self, tasks: list[Task], svg: bool, processes: int | None):
+        global _TASKS
+        self.tasks = list(tasks)
+        count = workers(len(tasks)) if processes is None else max(1, min(processes, len(tasks)))
+        self._pool = self._futures = None
+        self._outcomes = None
+        order = sorted(range(len(tasks)), key=lambda i: COST.index(tasks[i].kind) if tasks[i].kind in COST else 99)
+        _TASKS = self.tasks
         if count > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
-                outcomes = list(pool.map(_run, range(len(tasks)), [svg] * len(tasks)))
+            self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"))
+            self._futures = {i: self._pool.submit(_run, i, svg) for i in order}
         else:
-            outcomes = [_run(i, svg) for i in range(len(tasks))]
-    finally:
-        _TASKS = []
-    return [Drawn(task, paths, error) for task, (paths, error) in zip(tasks, outcomes, strict=True)]
+            self._outcomes = [_run(i, svg) for i in range(len(tasks))]
+
+    def collect(self) -> list[Drawn]:
+        """Every task's files, in the order given."""
+        global _TASKS
+        try:
+            if self._outcomes is None:
+                self._outcomes = [self._futures[i].result() for i in range(len(self.tasks))]
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+            _TASKS = []
+        return [Drawn(t, paths, error) for t, (paths, error) in zip(self.tasks, self._outcomes, strict=True)]
+
+
+def start(tasks: list[Task], *, svg: bool = False, processes: int | None = None) -> Drawing:
+    """Start drawing ``tasks`` (``processes``: at most this many workers; 1 = here, now)."""
+    return Drawing(tasks, svg, processes)
+
+
+def draw_all(tasks: list[Task], *, svg: bool = False, processes: int | None = None) -> list[Drawn]:
+    """Every task's files, in the order given."""
+    return start(tasks, svg=svg, processes=processes).collect()

@@ -1,5 +1,6 @@
-"""One grouping of the report (all solvers, or one comparison of the paper): its tables, its interactive
-figures, and the static figures it asks for (as ``render.Task``s, drawn later all together)."""
+"""One grouping of the report (all solvers, or one comparison of the paper): what it shows (``part``), the
+static figures it asks for (``tasks``: ``render.Task``s, drawn all together while the rest is computed), and
+its tables and interactive figures (``section``)."""
 
 from __future__ import annotations
 
@@ -184,36 +185,58 @@ def _interactive(grouping: groups.Grouping, problems: list[str], sub: pd.DataFra
     return made
 
 
-def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame,
-            ctx: Context) -> tuple[Section, list[render.Task]]:
-    """One grouping's tables and interactive figures, and the tasks that draw its static figures."""
+@dataclass
+class Part:
+    """What one grouping shows: its rows, jobs and cells (None when no job of it is in the results)."""
+    grouping: groups.Grouping
+    sub: pd.DataFrame
+    missing: list[str]
+    problems: list[str]
+    jobs: pd.DataFrame
+    cells: pd.DataFrame | None
+    fails: pd.DataFrame
+
+
+def part(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame, ctx: Context) -> Part:
     sub, missing = groups.select(df, grouping)
     problems = sorted((df if sub.empty else sub)["problem"].unique())
     jobs = jobs_all[jobs_all["job"].isin(set(sub["job"]))]
-    cells = cells_of(jobs, ctx)
-    ref = metrics.reference_label(cells, ctx.reference) if cells is not None else None
     absent = groups.absent_rows(missing, problems)
     fails = _with_absent(metrics.failures(jobs, FAILED), absent, sizes="all", ran=False)
+    return Part(grouping, sub, missing, problems, jobs, cells_of(jobs, ctx), fails)
+
+
+def tasks(p: Part, ctx: Context) -> list[render.Task]:
+    """The tasks that draw the grouping's static figures (none without cells, or with ``ctx.draw`` off)."""
+    if p.cells is None or not ctx.draw:
+        return []
+    return _tasks(p.grouping, p.problems, p.sub, p.jobs, p.cells, p.fails, ctx)
+
+
+def section(p: Part, ctx: Context) -> Section:
+    """One grouping's tables and interactive figures (its static figures are added once drawn)."""
+    grouping, cells, problems = p.grouping, p.cells, p.problems
+    ref = metrics.reference_label(cells, ctx.reference) if cells is not None else None
+    absent = groups.absent_rows(p.missing, problems)
     rank = _with_absent(metrics.ranking(cells, ctx.target) if cells is not None else pd.DataFrame(), absent,
                         family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
                         median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
-
     sec = Section(grouping.title + (f" (paper: {grouping.paper})" if grouping.paper else ""))
     if grouping.paper:
         sec.intro.append(f"Sweep preset: python -m harness.run +sweep={grouping.name}; report: "
                          f"python -m harness.report --mode {grouping.name}. Members: {', '.join(grouping.solvers)}.")
-    ranks, sizes, fail = _tables(problems, cells, rank, fails, target=ctx.target, reference=ctx.reference, ref=ref)
-    extra = _extra_tables(sub, jobs, cells, ctx.infos, ctx.target) if cells is not None else []
+    ranks, sizes, fail = _tables(problems, cells, rank, p.fails, target=ctx.target, reference=ctx.reference,
+                                 ref=ref)
+    extra = _extra_tables(p.sub, p.jobs, cells, ctx.infos, ctx.target) if cells is not None else []
     sec.tables = ranks + extra + sizes + [fail]
     if cells is None:
-        return sec, []
+        return sec
     if grouping.statements:
-        sec.statements = {f"{p}: {TITLES[k]}": grouping.statement(k) for k in TITLES for p in problems
+        sec.statements = {f"{q}: {TITLES[k]}": grouping.statement(k) for k in TITLES for q in problems
                           if grouping.statement(k)}
-    if not ctx.draw:
-        return sec, []
-    try:
-        sec.interactive = _interactive(grouping, problems, sub, ctx)
-    except ImportError as exc:
-        ctx.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
-    return sec, _tasks(grouping, problems, sub, jobs, cells, fails, ctx)
+    if ctx.draw:
+        try:
+            sec.interactive = _interactive(grouping, problems, p.sub, ctx)
+        except ImportError as exc:
+            ctx.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
+    return sec
