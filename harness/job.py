@@ -23,10 +23,11 @@ from harness.environment import now
 from harness.guard import environment_isolated, fork_available, fork_refusal, run_isolated
 from harness.memory import grid_shape, memory_refusal, solver_family
 from harness.monitor import Budget
+from harness.progress import RepeatBar
 from harness.results import TRACE_NAME, job_rows, trace_frame, write_trace
 from harness.resume import job_key, solver_label
 from harness.runner import JobResult, run_solver
-from harness.status import Status
+from harness.status import Status, status_words
 from problems import Problem, ProblemError, make_problem
 
 log = logging.getLogger("harness")
@@ -132,7 +133,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         results.append(result)
         guards.append({"repeat": repeat, **guard})
         rows.append(_rows(cfg, where, {**fallback, **info}, solver_cfg, label, run_id, repeat, result, threads))
-        pending.append(_repeat_line(label, where, repeat, result))
+        pending.append(_repeat_line(label, where, repeat, result, bool(budget.target_msr)))
         if write_unstarted or not result.trace.empty:  # else said once by JobNotRun, if nothing ran
             while pending:
                 log.info(pending.pop(0))
@@ -256,8 +257,7 @@ def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict
         progress = state["progress"]
         if kind == "row":  # the newest checkpoint, every half second (rows travel in shared memory)
             if progress is not None:
-                progress.update(int(payload["iteration"]) - progress.n)
-                progress.set_postfix_str(f"msr={payload['msr']:.2e}", refresh=False)
+                progress.checkpoint(int(payload["iteration"]), float(payload["time_s"]), float(payload["msr"]))
         elif kind == "setup":
             state["setup_s"] = payload
         elif kind == "info":
@@ -301,12 +301,10 @@ def _close(progress) -> None:
 
 
 def _progress(cfg, label, problem, budget):
+    """A repeat's bar (``harness.progress.RepeatBar``: none when the output is not a terminal)."""
     if not cfg.get("progress", True):
         return None
-    from tqdm import tqdm
-
-    return tqdm(total=budget.max_iters, desc=f"{label} n={problem.shape[0]}", leave=False,
-                unit="it", dynamic_ncols=True, mininterval=0.5)
+    return RepeatBar(f"{label} n={problem.shape[0]}", budget)
 
 
 def one_line(message: str | None) -> str | None:
@@ -327,12 +325,14 @@ def _problem_fields(cfg: DictConfig, problem: Problem | None) -> dict[str, Any]:
             "n_unknowns": None, "exact_kind": None}
 
 
-def _repeat_line(label: str, where: dict, repeat: int, r: JobResult) -> str:
+def _repeat_line(label: str, where: dict, repeat: int, r: JobResult, target_set: bool) -> str:
+    """The line a finished repeat writes (its progress when the output is not a terminal): the status in
+    words ("stopped by itself" gains "above target" only when the job had a stop target)."""
     grid = f"{where['problem']} {where['h']}x{where['w']}"
     if r.trace.empty:
-        return f"{label:>14s} {grid}  {r.status}: {one_line(r.message)}"
+        return f"{label:>14s} {grid}  {status_words(r.status)}: {one_line(r.message)}"
     last = r.trace.iloc[-1]
-    return (f"{label:>14s} {grid} rep {repeat}: {r.status:8s} "
+    return (f"{label:>14s} {grid} rep {repeat}: {status_words(r.status, target_set)}, "
             f"it={int(last.iteration):>6d} solve={last.time_s:8.4f}s setup={r.setup_s:7.4f}s "
             f"msr={last.msr:.2e} mse={last.mse:.2e}  ({one_line(r.message)})")
 

@@ -30,6 +30,9 @@ class StopSolve(Exception):
         self.message = message
 
 
+OVERRUN = 0.01  # a solve this fraction past max_seconds says by how much (Budget.out_of_time)
+
+
 @dataclass(frozen=True)
 class Budget:
     """When a solve ends. ``target_msr`` of 0 or None disables the target."""
@@ -46,6 +49,16 @@ class Budget:
             raise ValueError(f"budget.max_seconds must be a positive number (got {self.max_seconds!r})")
         if self.target_msr is not None and not (self.target_msr >= 0):
             raise ValueError(f"budget.target_msr must be >= 0 or null (got {self.target_msr!r})")
+
+    def out_of_time(self, elapsed: float) -> str:
+        """Why a solve that used its ``max_seconds`` stopped; says by how much its last iteration overran the
+        budget when that is more than ``OVERRUN`` of it (the clock is read between iterations, and one
+        iteration, e.g. a Newton step, can take longer than the whole budget)."""
+        over = elapsed - self.max_seconds
+        if over > OVERRUN * self.max_seconds:
+            return (f"max_seconds={self.max_seconds:g} reached; the last iteration overran it by {over:.3g} s "
+                    f"(solve time {elapsed:.4g} s)")
+        return f"max_seconds={self.max_seconds:g} reached"
 
     def verdict(self, msr: float, msr0: float, k: int) -> StopSolve | None:
         """The stop a checkpoint's MSR calls for (diverged or target), or None to go on."""
@@ -123,7 +136,7 @@ class Monitor:
             raise StopSolve(Status.BUDGET, f"max_iters={self.max_iters} reached")
         if self.elapsed >= self.budget.max_seconds:
             self._record(k, x)
-            raise StopSolve(Status.BUDGET, f"max_seconds={self.budget.max_seconds:g} reached")
+            raise StopSolve(Status.BUDGET, self.budget.out_of_time(self.elapsed))
         if self._next < len(self._points) and k >= self._points[self._next]:
             self._record(k, x)
         self._t_resume = self._clock()
@@ -151,9 +164,8 @@ class Monitor:
             self._on_row(self.rows[-1])
         while self._next < len(self._points) and self._points[self._next] <= k:
             self._next += 1
-        if self._progress is not None:
-            self._progress.update(k - self._progress.n)
-            self._progress.set_postfix_str(f"msr={m['msr']:.2e}", refresh=False)
+        if self._progress is not None:  # a harness.progress.RepeatBar
+            self._progress.checkpoint(k, self.elapsed, m["msr"])
         if self._msr0 is None:
             self._msr0 = m["msr"]
         stop = self.budget.verdict(m["msr"], self._msr0, k)

@@ -204,7 +204,7 @@ def _run_rerun(problem, solver, budget, plan, progress, sink=None) -> JobResult:
             for row in rows[n:]:
                 sink("row", row)
         if progress is not None:
-            progress.update(k - progress.n)
+            progress.checkpoint(rows[-1]["iteration"], rows[-1]["time_s"], rows[-1]["msr"])
         if st == Status.ERROR:
             return JobResult(Status.ERROR, msg, strategy="rerun", trace=trace_frame(rows))
         last = rows[-1]
@@ -213,7 +213,7 @@ def _run_rerun(problem, solver, budget, plan, progress, sink=None) -> JobResult:
             status, message = Status(stop.status), stop.message
             break
         if last["time_s"] >= budget.max_seconds:
-            status, message = Status.BUDGET, f"max_seconds={budget.max_seconds:g} reached"
+            status, message = Status.BUDGET, budget.out_of_time(last["time_s"])
             break
         if monitor.last_k < k:  # finished on its own before using its iterations
             status, message = _stalled(solver, monitor, budget,

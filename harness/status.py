@@ -52,7 +52,7 @@ DESCRIPTIONS = {
 WORDS = {
     Status.TARGET: "reached the stop target",
     Status.BUDGET: "used its whole budget",
-    Status.STALLED: "stopped early, above target",
+    Status.STALLED: "stopped by itself",
     Status.DIVERGED: "diverged",
     Status.TIMEOUT: "killed at the job timeout",
     Status.ERROR: "failed with an error",
@@ -74,15 +74,24 @@ def normalise(value: str) -> str:
     return str(LEGACY.get(value, value))
 
 
-def status_words(summary: str) -> str:
-    """'budget x2, diverged x1' -> 'used its whole budget x2, diverged x1' (unknown statuses kept as they are)."""
+ABOVE_TARGET = "stopped by itself, above target"  # the stalled status's words when a stop target was set
+
+
+def status_words(summary: str, target_set: bool = False) -> str:
+    """'budget x2, diverged x1' -> 'used its whole budget x2, diverged x1' (unknown statuses kept as they are).
+
+    A solver that returned by itself is "stopped by itself"; "above target" is added only when the job had a
+    stop target (``budget.target_msr``) to be above: ``target_set``.
+    """
     out = []
     for part in str(summary).split(", "):
         word, _, count = part.partition(" x")
         text = WORDS[Status(word)] if word in STATUSES else LEGACY_WORDS.get(word, word)
+        if word == Status.STALLED and target_set:
+            text = ABOVE_TARGET
         out.append(text + (f" x{count}" if count else ""))
     return ", ".join(dict.fromkeys(out))
 
 
-__all__ = ["BROKE", "DESCRIPTIONS", "ENDED", "FAILED", "LEGACY", "STATUSES", "WORDS", "Status", "normalise",
-           "status_words"]
+__all__ = ["ABOVE_TARGET", "BROKE", "DESCRIPTIONS", "ENDED", "FAILED", "LEGACY", "STATUSES", "WORDS", "Status",
+           "normalise", "status_words"]

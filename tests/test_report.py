@@ -36,7 +36,7 @@ FAMILY = {"cg": "krylov", "adam": "first_order", "dst": "direct", "amgx_cg": "mu
 
 def write_job(root, *, n, solver, label, iters, times, msr, status, message="", setup=0.0, repeat=0,
               sweep="synthetic", stamp="2026-01-01_00-00-00", cpu="Test CPU 9000", threads=1, info=None,
-              date="2026-01-01T00:00:00"):
+              date="2026-01-01T00:00:00", config=None):
     rows = len(iters)
     run_id = f"{sweep}-{stamp}-{label}-{n}-{repeat}-t{threads}"
     df = pd.DataFrame({
@@ -53,7 +53,7 @@ def write_job(root, *, n, solver, label, iters, times, msr, status, message="", 
         "status": status, "message": message,
     })
     meta = {"run_id": run_id, "commit": "deadbeef", "date": date, "cpu": cpu, "gpu": None,
-            "threads": threads, "hostname": "testhost", "versions": {"numpy": np.__version__}, "config": {},
+            "threads": threads, "hostname": "testhost", "versions": {"numpy": np.__version__}, "config": config or {},
             "timing_check": [None], **({"solver_info": info} if info is not None else {})}
     path = root / sweep / stamp / f"{PROBLEM}_n{n}" / solver / f"{label}-{repeat}-t{threads}" / results.TRACE_NAME
     results.write_trace(df, path, meta)
@@ -168,14 +168,26 @@ def test_fitted_exponent(cells):
 # --------------------------------------------------------------------------- the report folder
 def test_report_files(report):
     for kind in ("msr_time", "msr_iterations", "mse_time", "scaling", "setup_solve"):
-        for ext in ("png", "svg"):
-            f = report / "figures" / "all" / f"{kind}_{PROBLEM}.{ext}"
-            assert f.is_file() and f.stat().st_size > 1000, f
+        f = report / "figures" / "all" / f"{kind}_{PROBLEM}.png"
+        assert f.is_file() and f.stat().st_size > 1000, f
+    assert not list(report.rglob("*.svg"))                              # SVG only on request (--svg)
     html = (report / "index.html").read_text()
-    # the 7 figures of this sweep (headline, families, and the five per-size / scaling ones); no training
-    # bill without a neural solver; the plotly bundle holds one more such string
-    assert html.count("<figure><img") == 7
+    # the 7 figures of this sweep (headline, families, and the five per-size / scaling ones; no training
+    # bill without a neural solver): MSR vs time and vs iterations are on the page as interactive figures,
+    # their PNGs linked; the other five embedded
+    assert html.count("<figure><img") == 5
+    for kind in ("msr_time", "msr_iterations"):
+        assert f"static version for papers: <a href='figures/all/{kind}_{PROBLEM}.png'>PNG</a>" in html
     assert "Test CPU 9000" in html
+
+
+def test_svg_only_on_request(sweep, tmp_path):
+    assert main([str(sweep), "--out", str(tmp_path), "--mode", "paper_lr_adam", "--svg"]) == 0
+    svgs = sorted(p.name for p in tmp_path.rglob("*.svg"))
+    assert svgs == sorted(p.with_suffix(".svg").name for p in tmp_path.rglob("*.png")) and len(svgs) == 3
+    assert all(p.read_text().lstrip().startswith("<?xml") for p in tmp_path.rglob("*.svg"))
+    assert "(<a href='figures/paper_lr_adam/setup_solve_laplace_bilinear.svg'>SVG</a>)" in (
+        tmp_path / "index.html").read_text()
 
 
 def test_summary_lists_values_and_failures(report):
@@ -291,7 +303,7 @@ def test_a_cell_run_by_several_sweeps_is_read_from_one(tmp_path):
 
 
 def test_solvers_that_failed_alike_share_one_caption_line():
-    from harness.report.build import _notes
+    from harness.report.sections import _notes
 
     gpu = "no results: GPU solver"
     failures = pd.DataFrame({"problem": PROBLEM, "label": ["cupy_cg", "cupy_minres", "adam"],

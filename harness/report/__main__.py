@@ -1,4 +1,4 @@
-"""CLI: ``python -m harness.report [RESULTS_DIR] [--target 1e-10] [--out DIR] [--mode all|paper|paper_...]``."""
+"""CLI: ``python -m harness.report [RESULTS_DIR] [--target 1e-10] [--out DIR] [--mode all|paper|paper_...] [--svg]``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
                         "paper_<name>: one of them")
     p.add_argument("--reference", default="cg", help="solver that speedups are relative to (default cg)")
     p.add_argument("--no-figures", action="store_true", help="tables only (fast)")
+    p.add_argument("--svg", action="store_true", help="also write each figure as SVG (for papers; slower)")
     return p
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = args.results if args.results is not None else results.newest_sweep(args.results_root)
         outcome = build(source, out=args.out, target=args.target, mode=args.mode, reference=args.reference,
-                        reports_root=args.reports_root, draw=not args.no_figures)
+                        reports_root=args.reports_root, draw=not args.no_figures, svg=args.svg)
     except results.ResultsError as exc:
         print(f"harness.report: error: {exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,9 @@
-"""Assemble a report folder: load a sweep, compute the tables, render figures, write summary.md + index.html."""
+"""Assemble a report folder: load a sweep, compute the verdict and the sections, draw the figures (in
+parallel), write summary.md + index.html."""
 
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from harness import results
-from harness.status import FAILED
 
-from . import costs, groups, html, machine, markdown, metrics, style, tables
-from .document import Document, Figure, Section, Table
+from . import costs, groups, html, machine, markdown, metrics, render, sections, style, tables, verdict
+from .document import Document, Figure, Table, Verdict
 from .metrics import FLOOR, tag
+from .sections import INTERACTIVE, Context, cells_of
 
 RULE = ("Time to target: the first checkpoint whose MSR is at or below the target is located and the crossing "
         "is interpolated between it and the previous checkpoint, taking log10(MSR) as linear in solve time (and "
@@ -27,6 +27,12 @@ RULE = ("Time to target: the first checkpoint whose MSR is at or below the targe
 METRICS = ("MSR = mean squared residual of the discrete equations over the non-Dirichlet nodes; MSE = mean squared "
            "error to the ground truth (analytic solution, or a direct-solver reference where the problem has no "
            "analytic one). Both are computed by the harness for every solver alike.")
+VERDICT = ("The verdict: per size, each neural solver's setup + solve time to the target (median over repeats, "
+           "[min-max]) against the fastest iterative classical solver (every family but the neural and the direct "
+           "ones) and the fastest direct solver (the limit, for the problems it can solve). 'Nx slower [a-b]': the "
+           "ratio of the medians, and its spread over repeats, pairing the slowest run of one solver with the "
+           "fastest of the other. 'not reached': the neural solver's median run missed the target; its best MSR "
+           "and run time are given instead.")
 
 
 @dataclass
@@ -47,218 +53,50 @@ def default_folder(source: Path, df: pd.DataFrame, mode: str, root: Path) -> Pat
     return root / re.sub(r"[^A-Za-z0-9_.+=-]", "_", f"{name}_{stamp}{suffix}")
 
 
-def _notes(failures: pd.DataFrame) -> dict[str, list[str]]:
-    """problem -> one line per kind of failure (solvers that failed alike share a line), for the captions."""
-    out: dict[str, dict[str, list[str]]] = {}
-    for r in failures.itertuples():
-        drawn = "drawn up to the failure" if r.ran else "not drawn"
-        sizes = f" (n = {r.sizes})" if r.sizes else ""
-        msg = r.message if len(r.message) < 140 else r.message[:137] + "..."
-        out.setdefault(r.problem, {}).setdefault(f"{r.status}{sizes}, {drawn}: {msg}", []).append(r.label)
-    lines = {p: [f"{', '.join(labels)}: {what}" for what, labels in kinds.items()] for p, kinds in out.items()}
-    return {p: [f"Failed / unavailable: {ls[0]}", *ls[1:]] for p, ls in lines.items()}
+def budgets(metadata: dict[str, dict]) -> pd.DataFrame:
+    """run_id -> the job's stop target (NaN: none set) and max_seconds, from its recorded config."""
+    rows = []
+    for run_id, meta in metadata.items():
+        budget = (meta.get("config") or {}).get("budget") or {}
+        target = pd.to_numeric(pd.Series([budget.get("target_msr")]), errors="coerce").iloc[0]
+        seconds = pd.to_numeric(pd.Series([budget.get("max_seconds")]), errors="coerce").iloc[0]
+        rows.append({"run_id": str(run_id), "stop_target": target if target > 0 else np.nan, "max_seconds": seconds})
+    return pd.DataFrame(rows, columns=["run_id", "stop_target", "max_seconds"])
 
 
-TITLES = {"headline": "neural solvers vs the best of each classical family",
-          "families": "every solver, one row per family", "msr_time": "MSR vs solve time",
-          "msr_iterations": "MSR vs iterations",
-          "mse_time": "MSE to ground truth vs solve time", "scaling": "time to target vs unknowns",
-          "setup_solve": "setup vs solve time"}
-
-
-def _with_absent(table: pd.DataFrame, absent: pd.DataFrame, **defaults) -> pd.DataFrame:
-    """``table`` plus one row per absent grouping member (``defaults`` fill the other columns)."""
-    if absent.empty:
-        return table
-    extra = absent.assign(**defaults)
-    return extra if table.empty else pd.concat([table, extra.reindex(columns=table.columns)], ignore_index=True)
-
-
-def _tables(problems: list[str], cells: pd.DataFrame | None, rank: pd.DataFrame, fails: pd.DataFrame, *,
-            target: float, reference: str, ref: str | None) -> list[Table]:
-    """Per problem: the ranking, then one table per grid size; last the failures."""
-    targets = metrics.targets_for(target)
-    out = []
-    for problem in problems:
-        r = rank[rank["problem"] == problem] if not rank.empty else rank
-        if not r.empty:
-            out.append(Table(
-                f"{problem}: ranking by median over sizes of setup+solve time to MSR <= {tag(target)}",
-                tables.ranking_table(r, target, ref),
-                "A size where the target was not reached counts as infinitely slow; solvers that never reach it "
-                "are ranked last (then by sizes reached and best MSR). Unavailable solvers get no rank."))
-        if cells is None:
-            continue
-        for n in sorted(cells.loc[cells["problem"] == problem, "n"].unique()):
-            cp = cells[(cells["problem"] == problem) & (cells["n"] == n)]
-            unknowns = cp["n_unknowns"].iloc[0]
-            out.append(Table(
-                f"{problem}, n = {n} ({int(unknowns):,} unknowns)" if np.isfinite(unknowns) else f"{problem}, n = {n}",
-                tables.size_table(cp, targets, target, ref),
-                f"Times in seconds, iterations interpolated; median [min-max] over repeats. Speedup = {ref or 'cg'}'s "
-                f"setup+solve time to {tag(target)} / this solver's (> 1 is faster)."
-                + ("" if ref else f" No {reference} in these results: no speedups.")))
-    out.append(Table("Failed, diverged or unavailable solvers", tables.failure_table(fails),
-                     "Diverged or failed runs are drawn in the figures up to their last finite checkpoint."))
-    return out
-
-
-def _figures(grouping: groups.Grouping, problems: list[str], sub: pd.DataFrame, jobs: pd.DataFrame,
-             cells: pd.DataFrame, fails: pd.DataFrame, *, metadata: dict, palette: dict, target: float,
-             out: Path, outcome: Outcome) -> list[Figure]:
-    """Render the grouping's figures per problem; a figure that fails is reported, not fatal."""
-    from . import figures  # matplotlib only when figures are drawn
-
-    look = figures.Look(palette=palette, machine=machine.machine(metadata, sub["run_id"].dropna().astype(str)),
-                        repeats=bool((cells["repeats"] > 1).any()), notes=_notes(fails))
-    curves = metrics.curve_data(sub)
-    picks = metrics.family_best(cells, target)
-    drawn = []
-    for problem in problems:
-        data = [t[t["problem"] == problem] for t in (curves, jobs, cells)]
-        for kind in grouping.figures:
-            stem = out / "figures" / grouping.name / f"{kind}_{problem}"
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    fig = _draw(figures, kind, *data, problem=problem, target=target, look=look, picks=picks)
-                if fig is None:
-                    continue
-                png, svg = figures.save(fig, stem)
-            except Exception as exc:  # noqa: BLE001  (one bad figure must not lose the rest of the report)
-                outcome.warnings.append(f"figure {stem.name} failed: {type(exc).__name__}: {exc}")
-                continue
-            drawn.append(Figure(f"{problem}: {TITLES[kind]}", png.relative_to(out), svg.relative_to(out)))
-    return drawn
-
-
-def _draw(figures, kind: str, curves: pd.DataFrame, jobs: pd.DataFrame, cells: pd.DataFrame, *, problem: str,
-          target: float, look, picks: pd.DataFrame):
-    """One figure of one problem (None when there is nothing to draw)."""
-    if kind in ("headline", "families"):
-        from . import panels
-
-        return getattr(panels, kind)(curves, cells, picks, problem, target, look)
-    if kind in ("msr_time", "msr_iterations", "mse_time"):
-        return getattr(figures, kind)(curves, problem, look)
-    if kind == "setup_solve":
-        return figures.setup_solve(jobs, problem, target, look)
-    if kind != "scaling":
-        raise ValueError(f"unknown figure {kind!r}")
-    solve = metrics.fit_exponents(cells, target, "solve").set_index("label")["exponent"]
-    total = metrics.fit_exponents(cells, target, "total").set_index("label")["exponent"]
-    exps = {lab: (solve.get(lab, np.nan), total.get(lab, np.nan)) for lab in cells["label"]}
-    ran = cells[cells["ran"]]
-    unreached = sorted(set(ran["label"]) - set(ran.loc[np.isfinite(ran[f"t@{tag(target)}"]), "label"]))
-    return figures.scaling(metrics.target_times(jobs, target), exps, problem, target, look, unreached)
-
-
-def section(grouping: groups.Grouping, df: pd.DataFrame, jobs_all: pd.DataFrame, metadata: dict, *,
-            out: Path, target: float, reference: str, palette: dict, outcome: Outcome,
-            draw: bool = True, infos: dict | None = None) -> Section:
-    """One grouping's tables and figures."""
-    sub, missing = groups.select(df, grouping)
-    problems = sorted((df if sub.empty else sub)["problem"].unique())
-    jobs = jobs_all[jobs_all["job"].isin(set(sub["job"]))]
-    cells = None
-    if not jobs.empty:
-        cells = metrics.add_speedup(metrics.cell_table(jobs, metrics.targets_for(target)), target, reference)
-    ref = metrics.reference_label(cells, reference) if cells is not None else None
-    absent = groups.absent_rows(missing, problems)
-    fails = _with_absent(metrics.failures(jobs, FAILED), absent, sizes="all", ran=False)
-    rank = _with_absent(metrics.ranking(cells, target) if cells is not None else pd.DataFrame(), absent,
-                        family="", rank=np.nan, sizes=0, ran=0, reached=0, median_total=np.nan,
-                        median_solve=np.nan, median_speedup=np.nan, median_best_msr=np.nan)
-
-    sec = Section(grouping.title + (f" (paper: {grouping.paper})" if grouping.paper else ""))
-    if grouping.paper:
-        sec.intro.append(f"Sweep preset: python -m harness.run +sweep={grouping.name}; report: "
-                         f"python -m harness.report --mode {grouping.name}. Members: {', '.join(grouping.solvers)}.")
-    sec.tables = _tables(problems, cells, rank, fails, target=target, reference=reference, ref=ref)
+def _verdict(df: pd.DataFrame, jobs_all: pd.DataFrame, ctx: Context) -> list[Verdict]:
+    """Per problem: the sentence and the table, from every solver shown under 'All solvers'."""
+    sub, _ = groups.select(df, groups.ALL)
+    target = ctx.target
+    cells = cells_of(jobs_all[jobs_all["job"].isin(set(sub["job"]))], ctx)
     if cells is None:
-        return sec
-    ranks = [t for t in sec.tables if t.title.startswith(tuple(f"{p}: ranking" for p in problems))]
-    rest = [t for t in sec.tables if t not in ranks]
-    sec.tables = ranks + _extra_tables(sub, jobs, cells, infos or {}, target) + rest
-    if draw:
-        sec.figures = _figures(grouping, problems, sub, jobs, cells, fails, metadata=metadata, palette=palette,
-                               target=target, out=out, outcome=outcome)
-        sec.figures += _bill_figure(grouping, sub, cells, infos or {}, target, out, palette, outcome)
-        sec.interactive = _interactive(grouping, problems, sub, palette, outcome)
-    if grouping.statements:
-        sec.statements = {f"{p}: {TITLES[k]}": grouping.statement(k) for k in TITLES for p in problems
-                          if grouping.statement(k)}
-    return sec
-
-
-def _extra_tables(sub: pd.DataFrame, jobs: pd.DataFrame, cells: pd.DataFrame, infos: dict,
-                  target: float) -> list[Table]:
-    """Scaling fits, the training bill and the thread speed-ups (each only when it has rows)."""
-    out = [Table(f"Scaling: t ~ N^p, time to MSR <= {tag(target)}", tables.scaling_table(
-        metrics.fit_exponents(cells, target, "solve"), metrics.fit_exponents(cells, target, "total")),
-        f"p is fitted by least squares on log-log over the {metrics.FIT_SIZES} largest sizes that reached the "
-        "target (listed); smaller sizes are left out because fixed costs (setup, Python overhead, thread start) "
-        "flatten them. Warning: a smaller size whose time is more than "
-        f"{metrics.OVERHEAD:g}x the fit's prediction, i.e. overhead dominates it.")]
-    bill = costs.training_bill(cells, costs.training_of(sub, infos), target)
-    if not bill.empty:
-        out.append(Table("Training bill of the neural solvers", tables.bill_table(bill, target),
-                         "Solves to pay back the training = training time / (best other solver's setup+solve time "
-                         f"to MSR <= {tag(target)} - the neural solver's), at each size; 'never' when the neural "
-                         "solver is not faster per solve. Training time as recorded by the solver in its trace "
-                         "(training hardware may differ from the solve machine); 'training cost not recorded' "
-                         "when the trace has none. Counting training cost: McGreivy & Hakim, Nature Machine "
-                         "Intelligence 2024."))
-    threads = costs.thread_speedups(jobs, target)
-    if not threads.empty:
-        out.append(Table("What extra cores buy each solver", tables.threads_table(threads, target),
-                         f"The same solver, problem and size run with different thread counts; speed-up = "
-                         f"setup+solve time to MSR <= {tag(target)} with the fewest threads / with the most "
-                         "(> 1: the extra cores help). Median over repeats."))
+        return []
+    rows = verdict.compare(cells, target)
+    out = []
+    for problem in sorted(cells["problem"].unique()):
+        mine = rows[rows["problem"] == problem]
+        out.append(Verdict(verdict.sentence(mine, problem, target),
+                           Table(f"Verdict: {problem}", tables.verdict_table(mine, target), VERDICT)))
     return out
 
 
-def _bill_figure(grouping, sub, cells, infos, target, out, palette, outcome) -> list[Figure]:
-    bill = costs.training_bill(cells, costs.training_of(sub, infos), target)
-    if bill.empty or bill["training_s"].isna().all():
-        return []
-    from . import figures
-
-    stem = out / "figures" / grouping.name / "training_bill"
-    try:
-        fig = figures.training_bill(bill, target, palette)
-        png, svg = figures.save(fig, stem)
-    except Exception as exc:  # noqa: BLE001
-        outcome.warnings.append(f"figure {stem.name} failed: {type(exc).__name__}: {exc}")
-        return []
-    return [Figure("training bill: solves to pay back the training", png.relative_to(out), svg.relative_to(out))]
-
-
-def _interactive(grouping, problems, sub, palette, outcome) -> list[tuple[str, str]]:
-    """Plotly versions of MSR vs time and vs iterations; none (with a warning) if plotly is missing."""
-    try:
-        from . import interactive
-    except ImportError as exc:
-        outcome.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
-        return []
-    curves = metrics.curve_data(sub)
-    made = []
-    for problem in problems:
-        for axis, what in (("time", "solve time"), ("iteration", "iterations")):
-            title = f"{problem}: MSR vs {what}"
-            try:
-                fig = interactive.figure(curves, problem, palette, axis, title)
-            except ImportError as exc:
-                outcome.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
-                return made
-            if fig is not None:
-                div = re.sub(r"[^A-Za-z0-9_-]", "_", f"plot-{grouping.name}-{problem}-{axis}")
-                made.append((title, interactive.html_div(fig, div)))
-    return made
+def _file(drawing: render.Drawing, tasks, secs, out: Path, warnings: list[str]) -> None:
+    """Wait for the figures being drawn and file them under their sections."""
+    drawn = iter(drawing.collect())
+    for sec, ts in zip(secs, tasks, strict=True):
+        for _ in ts:
+            d = next(drawn)
+            if d.error:
+                warnings.append(f"figure {d.task.stem.name} failed: {d.error}")
+            elif d.paths:
+                svg_path = d.paths[1].relative_to(out) if len(d.paths) > 1 else None
+                sec.figures.append(Figure(d.task.title, d.paths[0].relative_to(out), svg_path,
+                                          linked=bool(sec.interactive) and d.task.kind in INTERACTIVE))
 
 
 def build(source: str | Path, *, out: str | Path | None = None, target: float = 1e-10, mode: str = "all",
-          reference: str = "cg", reports_root: str | Path = "reports", draw: bool = True) -> Outcome:
+          reference: str = "cg", reports_root: str | Path = "reports", draw: bool = True,
+          svg: bool = False) -> Outcome:
     """Write the report for the results under ``source``; raises ``results.ResultsError`` if nothing is usable."""
     source = Path(source)
     grouping_list = groups.groupings(mode)
@@ -272,35 +110,45 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
     if df.attrs.get("superseded"):
         outcome.warnings.append(f"{df.attrs['superseded']} job(s) superseded by a newer run of the same "
                                 "sweep, problem, size, solver and repeat (the newest is used)")
-    if groups.ALL in groups.groupings(mode):
+    if groups.ALL in grouping_list:
         hidden = df.loc[~groups.one_sweep_per_cell(df), "job"].nunique()
         if hidden:
             outcome.warnings.append(f"{hidden} job(s) not shown under 'All solvers': another, newer sweep ran "
                                     "the same problem, size and solver, and each cell is read from one sweep")
     jobs_all = metrics.job_table(df, metrics.targets_for(target))
+    jobs_all = jobs_all.merge(budgets(metadata), on="run_id", how="left")
     # jobs_all has a row per repeat ("<run_id>#<repeat>"); a job ran if any of its repeats did
     per_job = jobs_all.groupby(jobs_all["job"].str.rsplit("#", n=1).str[0])["ran"].any()
     outcome.jobs, outcome.jobs_ran = len(per_job), int(per_job.sum())
     kinds = df.drop_duplicates("label")
-    palette = style.palette(kinds["label"], kinds["family"], kinds["solver"])
-    infos = costs.solver_info(source)
-    sections = [section(g, df, jobs_all, metadata, out=folder, target=target, reference=reference,
-                        palette=palette, outcome=outcome, draw=draw, infos=infos) for g in grouping_list]
+    ctx = Context(folder, target, reference, style.palette(kinds["label"], kinds["family"], kinds["solver"]),
+                  metadata, costs.solver_info(source), draw)
+    parts = [sections.part(g, df, jobs_all, ctx) for g in grouping_list]
+    tasks = [sections.tasks(p, ctx) for p in parts]
+    drawing = render.start([t for ts in tasks for t in ts], svg=svg)   # drawn while the rest is computed
+    secs = [sections.section(p, ctx) for p in parts]
+    bundle = None
+    if any(s.interactive for s in secs):
+        try:
+            from . import interactive
+
+            bundle = interactive.bundle()
+        except ImportError as exc:
+            ctx.warnings.append(f"no interactive figures: {exc} (pip install plotly)")
+            for s in secs:
+                s.interactive = []
+    verdicts = _verdict(df, jobs_all, ctx)
+    _file(drawing, tasks, secs, folder, ctx.warnings)
+    outcome.warnings += ctx.warnings
     sweeps = ", ".join(sorted(set(df["sweep"]) - {""})) or "unknown"
-    intro = [(f"Results: {source} (sweep {sweeps}); {outcome.jobs} jobs, {outcome.jobs_ran} ran; "
-             f"{len(raw.attrs.get('skipped', []))} file(s) skipped. Target for ranking, speedup and scaling: "
-             f"MSR <= {tag(target)}; speedup reference: {reference}. Mode: {mode}."),
-             METRICS, RULE]
+    intro = [f"Results: {source} (sweep {sweeps}); {outcome.jobs} jobs, {outcome.jobs_ran} ran; "
+             f"{len(raw.attrs.get('skipped', []))} file(s) skipped. Target for the verdict, ranking, speedup and "
+             f"scaling: MSR <= {tag(target)}; speedup reference: {reference}. Mode: {mode}."]
     if outcome.warnings:
         intro.append("Warnings: " + " | ".join(outcome.warnings))
     env = Table("Environment", tables.environment_table(machine.summary(metadata)),
                 "From the traces' metadata; a field that differs between jobs lists every value.")
-    doc = Document(f"Solver comparison: {sweeps}", intro, sections, env)
+    doc = Document(f"Solver comparison: {sweeps}", intro, secs, env, verdict=verdicts, about=[VERDICT, METRICS, RULE])
     (folder / "summary.md").write_text(markdown.render(doc), encoding="utf-8")
-    bundle = None
-    if any(s.interactive for s in sections):
-        from . import interactive
-
-        bundle = interactive.bundle()
     (folder / "index.html").write_text(html.render(doc, folder, bundle), encoding="utf-8")
     return outcome

@@ -1,4 +1,4 @@
-"""The report as data (sections of text, figures and tables), written as Markdown or HTML."""
+"""The report as data (a verdict, sections of text, figures and tables), written as Markdown or HTML."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class Figure:
     title: str
     png: Path                    # relative to the report folder
     svg: Path | None = None
+    linked: bool = False         # the page shows it as an interactive figure: the PNG is linked, not embedded
 
 
 @dataclass
@@ -28,13 +29,21 @@ class Section:
     intro: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
-    interactive: list[tuple[str, str]] = field(default_factory=list)   # (title, plotly <div> + script)
-    statements: dict[str, str] = field(default_factory=dict)           # figure title -> the paper's claim it tests
+    interactive: list[tuple[str, str, dict]] = field(default_factory=list)  # (title, element id, plotly.js JSON)
+    statements: dict[str, str] = field(default_factory=dict)                 # figure title -> the paper's claim
+
+
+@dataclass
+class Verdict:
+    sentence: str                # the result in words, generated from the table's numbers
+    table: Table
 
 
 @dataclass
 class Document:
     title: str
-    intro: list[str]
+    intro: list[str]             # what was loaded, warnings
     sections: list[Section]
     environment: Table
+    verdict: list[Verdict] = field(default_factory=list)   # one per problem; the page opens with it
+    about: list[str] = field(default_factory=list)         # definitions and rules (collapsed on the page)

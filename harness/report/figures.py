@@ -1,38 +1,22 @@
-"""Report figures (seaborn figure-level plots), one file pair (PNG + SVG) per figure.
-Over 300 lines: one seaborn figure per view of the same prepared frame; they share the legend and note helpers.
+"""Report figures (plain matplotlib on ``canvas`` frames): convergence per size, scaling, setup vs solve,
+the training bill.
+Over 300 lines: one function per view of the same prepared tables; they share the look, legend and notes.
 
-Every function takes prepared tables from ``metrics`` and a ``Look`` (palette,
-machine name, failure notes) so a solver has the same colour and line style in every
-figure of a report.
+Every function takes prepared tables from ``metrics`` and a ``Look`` (palette, machine name, failure notes) so
+a solver has the same colour and line style in every figure of a report. Curves are drawn from
+``curves.pooled`` (repeats pooled, thinned); no number in a table comes from here.
 """
 
 from __future__ import annotations
 
-import math
-import textwrap
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from harness.status import BROKE
-
-from . import style
+from . import canvas, style
+from .curves import pooled
 from .metrics import FIT_SIZES, FLOOR, tag
-
-HEIGHT, ASPECT, DPI = 3.3, 1.2, 120
-
-
-def _height(n_labels: int) -> float:
-    """Taller panels when many curves share them."""
-    return HEIGHT if n_labels <= 12 else HEIGHT + 1.0
-MAX_NOTE_LINES = 8
 
 
 @dataclass
@@ -42,112 +26,81 @@ class Look:
     repeats: bool = False
     notes: dict[str, list[str]] = field(default_factory=dict)  # problem -> failure lines
 
-    def aggregate(self) -> dict:
-        """Median with a min-max band over repeats; raw lines when every cell has one run."""
-        return {"estimator": "median", "errorbar": ("pi", 100)} if self.repeats else {"estimator": None}
-
     def labels(self, data: pd.DataFrame) -> list[str]:
         """The labels present in ``data``, in legend order (family, then name)."""
         present = set(data["label"])
         return [lab for lab in self.palette if lab in present] + sorted(present - set(self.palette))
 
-
-def save(fig: plt.Figure, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "svg"):
-        path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    def colour(self, label: str):
+        return self.palette.get(label, "black")
 
 
-# --------------------------------------------------------------------------- helpers
-def _caption(fig: plt.Figure, lines: list[str]) -> None:
-    if len(lines) > MAX_NOTE_LINES:
-        lines = lines[: MAX_NOTE_LINES - 1] + [f"... and {len(lines) - MAX_NOTE_LINES + 1} more (see summary.md)"]
-    width = max(60, int(fig.get_figwidth() * 15))
-    text = "\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in lines)
-    fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=8, family="sans-serif",
-             bbox={"boxstyle": "round,pad=0.4", "facecolor": "#f6f6f6", "edgecolor": "#cccccc"})
+def line_style(family: str) -> dict:
+    dash = style.FAMILY_DASHES.get(family, "")
+    return {"linestyle": "-"} if dash == "" else {"linestyle": (0, dash)}
 
 
-def _legend(g: sns.FacetGrid, header: dict[str, str] | None = None, suffix: dict[str, str] | None = None) -> None:
-    """Legend outside on the right, in as many columns as the figure height needs."""
-    if g.legend is None:
-        return
-    for text in g.legend.texts:
-        t = text.get_text()
-        if header and t in header:
-            text.set_text(header[t])
-            text.set_fontweight("bold")
-        elif suffix and t in suffix:
-            text.set_text(f"{t}{suffix[t]}")
-    entries = len(g.legend.texts)
-    boxes = [ax.get_position() for ax in g.axes.flat]
-    right, top, bottom = max(b.x1 for b in boxes), max(b.y1 for b in boxes), min(b.y0 for b in boxes)
-    rows = max(8, int((top - bottom) * g.figure.get_figheight() * 5.5))
-    sns.move_legend(g, "upper left", bbox_to_anchor=(right + 0.01, top), ncol=math.ceil(entries / rows),
-                    frameon=False, fontsize=8, title=None)
+def size_title(sizes: pd.DataFrame, n: int) -> str:
+    """'n = 64 (3,600 unknowns)' from any frame with ``n`` and ``n_unknowns``."""
+    u = sizes.loc[sizes["n"] == n, "n_unknowns"]
+    return f"n = {n}" + (f"  ({int(u.iloc[0]):,} unknowns)" if len(u) and np.isfinite(u.iloc[0]) else "")
 
 
-def _title(g: sns.FacetGrid, title: str) -> None:
-    top = max(ax.get_position().y1 for ax in g.axes.flat)
-    g.figure.text(0.5 * (min(ax.get_position().x0 for ax in g.axes.flat)
-                         + max(ax.get_position().x1 for ax in g.axes.flat)),
-                  top + 0.35 / g.figure.get_figheight(), title, ha="center", va="bottom", fontsize=12)
+def _wrap(count: int) -> tuple[int, int]:
+    cols = min(3, count)
+    return -(-count // cols), cols
 
 
-def _size_titles(g: sns.FacetGrid, data: pd.DataFrame) -> None:
-    unknowns = data.groupby("n")["n_unknowns"].first()
-    for n, ax in g.axes_dict.items():
-        extra = f"  ({int(unknowns[n]):,} unknowns)" if n in unknowns and np.isfinite(unknowns[n]) else ""
-        ax.set_title(f"n = {n}{extra}", fontsize=10)
+def _legend(fig, axes, where: dict, order: list[str], names: dict[str, str] | None = None) -> None:
+    """One figure legend: an entry per label (the first handle drawn for it), in ``order``."""
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    keys = [k for k in order if k in handles] + [k for k in handles if k not in order]
+    if keys:
+        fig.legend([handles[k] for k in keys], [(names or {}).get(k, k) for k in keys], **where)
 
 
-def _mark_ends(*, data: pd.DataFrame, x: str, y: str, palette: dict, **_) -> None:
-    """An 'x' at the last drawn checkpoint of diverged or failed jobs."""
-    bad = data[data["status"].isin(BROKE)]
-    if bad.empty:
-        return
-    ends = bad.sort_values("iteration").groupby("label").tail(1)
-    ax = plt.gca()
-    for _, row in ends.iterrows():
-        ax.plot(row[x], row[y], marker="X", markersize=9, color=palette.get(row["label"], "k"),
+def mark_end(ax, c: pd.DataFrame, colour) -> None:
+    """An 'X' at the last drawn checkpoint of a run whose repeats all diverged or failed."""
+    if len(c) and bool(c["failed"].iloc[0]):
+        ax.plot(c["x"].iloc[-1], c["y"].iloc[-1], marker="X", markersize=9, color=colour,
                 markeredgecolor="black", linestyle="none", zorder=5)
 
 
-def _wrap(n: int) -> int | None:
-    return None if n <= 3 else 3
-
-
-# --------------------------------------------------------------------------- line figures
-def _lines(data: pd.DataFrame, x: str, y: str, look: Look, title: str, xlabel: str, ylabel: str,
-           notes: list[str], xscale: str = "log") -> plt.Figure:
-    sizes = sorted(data["n"].unique())
+# --------------------------------------------------------------------------- convergence per size
+def _lines(data: pd.DataFrame, sizes: pd.DataFrame, look: Look, title: str, xlabel: str, ylabel: str,
+           notes: list[str], xscale: str = "log"):
+    """One panel per size, one line per solver (median over repeats, band = min-max)."""
+    ns = sorted(data["n"].unique())
+    rows, cols = _wrap(len(ns))
     labels = look.labels(data)
-    fams = style.family_order(data["family"].unique())
-    g = sns.relplot(data=data, kind="line", x=x, y=y, hue="label", hue_order=labels, palette=look.palette,
-                    style="family", style_order=fams, dashes=style.dashes(fams), col="n", col_order=sizes,
-                    col_wrap=_wrap(len(sizes)), height=_height(len(labels)), aspect=ASPECT, linewidth=1.5,
-                    facet_kws={"sharex": False, "sharey": True, "legend_out": False}, **look.aggregate())
-    g.map_dataframe(_mark_ends, x=x, y=y, palette=look.palette)
-    if xscale == "symlog":
-        g.set(xscale="symlog", yscale="log")
-        for ax in g.axes.flat:
+    fig, axes, where = canvas.grid(rows, cols, legend=labels, notes=notes)
+    for ax, n in zip(axes.flat, ns, strict=False):
+        at = data[data["n"] == n]
+        for label, c in at.groupby("label", sort=False):
+            colour = look.colour(label)
+            ax.plot(c["x"], c["y"], color=colour, linewidth=1.5, label=label, **line_style(c["family"].iloc[0]))
+            if look.repeats and (c["hi"] > c["lo"]).any():
+                ax.fill_between(c["x"], c["lo"], c["hi"], color=colour, alpha=0.15, linewidth=0)
+            mark_end(ax, c, colour)
+        if xscale == "symlog":
             ax.set_xscale("symlog", linthresh=1, linscale=0.6)
             ax.set_xlim(left=0)
-    else:
-        g.set(xscale=xscale, yscale="log")
-    g.set_axis_labels(xlabel, ylabel)
-    _size_titles(g, data)
-    for ax in g.axes.flat:
+        else:
+            ax.set_xscale(xscale)
+        ax.set_yscale("log")
+        canvas.log_axes(ax)
         ax.grid(True, which="major", alpha=0.3)
-    _legend(g, header={"label": "solver", "family": "family (line style)"})
-    _title(g, title)
-    _caption(g.figure, notes)
-    return g.figure
+        ax.set_title(size_title(sizes, n), fontsize=10)
+        ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    canvas.hide_unused(axes, len(ns))
+    _legend(fig, axes, {**where, "title": "solver (line style: family)", "title_fontsize": 8}, labels)
+    canvas.title(fig, title)
+    return fig
 
 
 REPEATS_TIME = ("Repeats: each checkpoint is drawn at its median solve time over repeats, the band is the min-max "
@@ -156,34 +109,37 @@ REPEATS_ITER = "Repeats: median over repeats, band = min-max over repeats."
 DIRECT = ("Solve time (setup excluded; see the setup figure), except direct solvers (family 'direct'), drawn at "
           "setup + solve time since their work is the setup.")
 ENDS = "X = last drawn checkpoint of a diverged / failed run."
+THINNED = "Curves are drawn through the checkpoints where they turn (the tables use every checkpoint)."
 EXACT = {"analytic": "the analytic (exact discrete) solution", "direct": "a direct-solver reference solution"}
 
 
 def _notes(first: str, look: Look, problem: str, repeats: str) -> list[str]:
-    return [f"{first} {repeats if look.repeats else ''} {ENDS}".replace("  ", " "), *look.notes.get(problem, [])]
+    return [f"{first} {repeats if look.repeats else ''} {ENDS} {THINNED}".replace("  ", " "),
+            *look.notes.get(problem, [])]
 
 
-def msr_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
+def msr_time(curves: pd.DataFrame, problem: str, look: Look):
     data = curves[curves["time_plot"] > 0]
     if data.empty:
         return None
     notes = _notes(f"{DIRECT} Checkpoints at time 0 (the initial field) are not shown on the log axis; MSR is "
                    f"floored at {FLOOR:g}.", look, problem, REPEATS_TIME)
     title = f"{problem}: mean squared residual vs solve time\n{look.machine}"
-    return _lines(data, "time_plot", "msr_plot", look, title, "solve time [s]", "MSR (mean squared residual)", notes)
+    return _lines(pooled(data, "time_plot", "msr_plot"), data, look, title, "solve time [s]",
+                  "MSR (mean squared residual)", notes)
 
 
-def msr_iterations(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
+def msr_iterations(curves: pd.DataFrame, problem: str, look: Look):
     if curves.empty:
         return None
     notes = _notes(f"Iteration axis: linear from 0 to 1, logarithmic above. MSR is floored at {FLOOR:g}.",
                    look, problem, REPEATS_ITER)
     title = f"{problem}: mean squared residual vs iterations\n{look.machine}"
-    return _lines(curves, "iteration", "msr_plot", look, title, "iteration", "MSR (mean squared residual)", notes,
-                  xscale="symlog")
+    return _lines(pooled(curves, "iteration", "msr_plot"), curves, look, title, "iteration",
+                  "MSR (mean squared residual)", notes, xscale="symlog")
 
 
-def mse_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | None:
+def mse_time(curves: pd.DataFrame, problem: str, look: Look):
     data = curves[(curves["time_plot"] > 0) & curves["mse_plot"].notna() & curves["exact_kind"].isin(EXACT)]
     if data.empty:
         return None
@@ -195,100 +151,135 @@ def mse_time(curves: pd.DataFrame, problem: str, look: Look) -> plt.Figure | Non
     if skipped:
         notes.insert(1, f"No MSE recorded (no ground truth) for: {', '.join(skipped)}")
     title = f"{problem}: error to {'ground truth' if len(kinds) > 1 else against} vs solve time\n{look.machine}"
-    return _lines(data, "time_plot", "mse_plot", look, title, "solve time [s]", f"MSE to {'/'.join(kinds)} solution",
-                  notes)
+    return _lines(pooled(data, "time_plot", "mse_plot"), data, look, title, "solve time [s]",
+                  f"MSE to {'/'.join(kinds)} solution", notes)
 
 
 # --------------------------------------------------------------------------- scaling
+def _spread(g: pd.DataFrame, x: str) -> pd.DataFrame:
+    """Median, min and max of ``seconds`` per ``x`` (over repeats)."""
+    return g.groupby(x)["seconds"].agg(["median", "min", "max"]).reset_index()
+
+
 def scaling(times: pd.DataFrame, exponents: dict[str, tuple[float, float]], problem: str, target: float,
-            look: Look, unreached: list[str]) -> plt.Figure | None:
+            look: Look, unreached: list[str]):
     """Time to target vs unknowns, solve-only and setup + solve side by side; exponents in the legend."""
     if times.empty:
         return None
     labels = look.labels(times)
-    fams = style.family_order(times["family"].unique())
-    g = sns.relplot(data=times, kind="line", x="n_unknowns", y="seconds", hue="label", hue_order=labels,
-                    palette=look.palette, style="family", style_order=fams, dashes=style.dashes(fams),
-                    markers=style.markers(fams), col="kind", col_order=["solve", "setup + solve"],
-                    height=_height(len(labels)) + 0.4, aspect=ASPECT, linewidth=1.5, markersize=6,
-                    facet_kws={"sharey": True, "legend_out": False}, err_style="bars", **look.aggregate())
-    g.set(xscale="log", yscale="log")
-    g.set_axis_labels("unknowns N (interior grid nodes)", f"time to MSR <= {tag(target)} [s]")
-    g.set_titles("{col_name} time")
-    for ax in g.axes.flat:
-        ax.grid(True, which="major", alpha=0.3)
 
     def fmt(p: float) -> str:
         return "-" if not np.isfinite(p) else f"{p:.2f}"
 
-    suffix = {lab: f"   {fmt(exponents.get(lab, (np.nan, np.nan))[0])} | {fmt(exponents.get(lab, (np.nan,) * 2)[1])}"
-              for lab in labels}
-    _legend(g, header={"label": "solver   p: solve | setup+solve", "family": "family (line style)"}, suffix=suffix)
-    _title(g, f"{problem}: time to reach MSR <= {tag(target)} vs problem size\n{look.machine}")
+    names = {lab: f"{lab}   {fmt(exponents.get(lab, (np.nan,) * 2)[0])} | {fmt(exponents.get(lab, (np.nan,) * 2)[1])}"
+             for lab in labels}
     notes = [(f"p = fitted exponent of t ~ N^p (least squares on log-log over the {FIT_SIZES} largest sizes that "
              "reached the target, listed with any overhead warning in the scaling table; '-' with fewer than 2 "
-             "sizes). The direct solver (family 'direct', dst or splu) is the limit line. "
-             "Time to target interpolated log-linearly between checkpoints."),
+             "sizes). The direct solver (family 'direct', dst or splu) is the limit line. Time to target "
+             "interpolated log-linearly between checkpoints." + (" Bars: min-max over repeats." if look.repeats
+                                                                   else "")),
              f"Never reached MSR <= {tag(target)} at any size: {', '.join(unreached) if unreached else 'none'}.",
              *look.notes.get(problem, [])]
-    _caption(g.figure, notes)
-    return g.figure
+    fig, axes, where = canvas.grid(1, 2, panel=(4.6, 3.6), legend=list(names.values()), notes=notes)
+    for ax, kind in zip(axes.flat, ("solve", "setup + solve"), strict=True):
+        part = times[times["kind"] == kind]
+        for label in labels:
+            g = part[part["label"] == label]
+            if g.empty:
+                continue
+            s = _spread(g, "n_unknowns")
+            family = str(g["family"].iloc[0])
+            ax.errorbar(s["n_unknowns"], s["median"], yerr=[s["median"] - s["min"], s["max"] - s["median"]],
+                        color=look.colour(label), marker=style.FAMILY_MARKERS.get(family, "o"), markersize=5,
+                        linewidth=1.5, capsize=2, label=label, **line_style(family))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        canvas.log_axes(ax)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_title(f"{kind} time", fontsize=10)
+        ax.set_xlabel("unknowns N (interior grid nodes)")
+    axes[0, 0].set_ylabel(f"time to MSR <= {tag(target)} [s]")
+    _legend(fig, axes, {**where, "title": "solver   p: solve | setup+solve", "title_fontsize": 8}, labels, names)
+    canvas.title(fig, f"{problem}: time to reach MSR <= {tag(target)} vs problem size\n{look.machine}")
+    return fig
 
 
 # --------------------------------------------------------------------------- setup vs solve
-def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look) -> plt.Figure | None:
+def setup_solve(jobs: pd.DataFrame, problem: str, target: float, look: Look):
     """Setup time next to solve time to target (or the whole run's solve time when unreached), per solver."""
     tg = tag(target)
     ran = jobs[jobs["ran"]]
     if ran.empty:
         return None
     reached = np.isfinite(ran[f"t@{tg}"])
-    parts = {
-        "setup": ran.assign(seconds=ran["setup_s"]),
-        f"solve to MSR <= {tg}": ran[reached].assign(seconds=ran[f"t@{tg}"]),
-        "solve, whole run (target not reached)": ran[~reached].assign(seconds=ran["solve_s"]),
-    }
+    parts = {"setup": ran.assign(seconds=ran["setup_s"]),
+             f"solve to MSR <= {tg}": ran[reached].assign(seconds=ran[f"t@{tg}"]),
+             "solve, whole run (target not reached)": ran[~reached].assign(seconds=ran["solve_s"])}
     long = pd.concat([p.assign(part=name) for name, p in parts.items()], ignore_index=True)
     zero = long[~(long["seconds"] > 0)]
     long = long[long["seconds"] > 0]
     if long.empty:
         return None
     labels = look.labels(ran)
-    sizes = sorted(ran["n"].unique())
+    ns = sorted(ran["n"].unique())
+    rows, cols = _wrap(len(ns))
     colours = dict(zip(parts, style.PART_COLOURS.values(), strict=True))
-    height = max(2.8, 0.28 * len(labels) + 1.0)
-    g = sns.catplot(data=long, kind="bar", y="label", x="seconds", hue="part", hue_order=list(parts),
-                    order=labels, palette=colours, col="n", col_order=sizes, col_wrap=_wrap(len(sizes)),
-                    orient="h", height=height, aspect=4.5 / height, sharex=True, legend_out=False,
-                    **({"estimator": "median", "errorbar": ("pi", 100)} if look.repeats else {"errorbar": None}))
-    g.set(xscale="log")  # after drawing: catplot's log_scale drops the bars (seaborn 0.13)
-    g.set_axis_labels("time [s] (log)", "")
-    g.set_titles("n = {col_name}")
-    for ax in g.axes.flat:
-        ax.grid(True, axis="x", which="major", alpha=0.3)
-        for text in ax.get_yticklabels():
-            text.set_color(look.palette.get(text.get_text(), "black"))
-            text.set_fontweight("bold")
-    _legend(g)
-    _title(g, f"{problem}: setup vs solve time per solver\n{look.machine}")
     notes = [("Setup = everything before the first iteration (assembly, factorisation, AMG hierarchy, model load); "
              "direct solvers do their work in setup. Solve = solve clock to the target (interpolated), or the "
-             "whole run when the target was not reached. Solver names are coloured as in the other figures.")]
+             "whole run when the target was not reached. Bars: median over repeats"
+              + (", lines: min-max." if look.repeats else ".") + " Solver names are coloured as in the other "
+             "figures.")]
     if not zero.empty:
         notes.append("Zero times (not drawable on a log axis): "
                      + ", ".join(sorted({f"{r.label} n={r.n} {r.part}" for r in zero.itertuples()})))
     notes += look.notes.get(problem, [])
-    _caption(g.figure, notes)
-    return g.figure
+    height = max(2.6, 0.3 * len(labels) + 0.6)
+    left = 0.62 * (10 / 72) * max(len(lab) for lab in labels) + 0.4   # bold 10-point tick labels
+    fig, axes, where = canvas.grid(rows, cols, panel=(4.2, height), legend=list(parts), notes=notes, sharey=True,
+                                   sharex=True, left=left)
+    y = {lab: i for i, lab in enumerate(labels)}
+    width = 0.8 / len(parts)
+    for ax, n in zip(axes.flat, ns, strict=False):
+        at = long[long["n"] == n]
+        for k, (part, colour) in enumerate(colours.items()):
+            s = at[at["part"] == part].groupby("label")["seconds"].agg(["median", "min", "max"])
+            if s.empty:
+                continue
+            pos = np.array([y[lab] for lab in s.index]) + (k - 1) * width
+            err = [s["median"] - s["min"], s["max"] - s["median"]] if look.repeats else None
+            ax.barh(pos, s["median"], height=width, color=colour, label=part, xerr=err,
+                    error_kw={"linewidth": 0.8})
+        ax.set_xscale("log")
+        canvas.log_axes(ax, y=False)
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+        ax.set_title(f"n = {n}", fontsize=10)
+        ax.set_xlabel("time [s] (log)")
+        ax.xaxis.set_tick_params(labelbottom=True)   # every panel keeps its scale (a row may have no panel below)
+    first = axes[0, 0]
+    first.set_yticks(range(len(labels)), labels)
+    first.set_ylim(len(labels) - 0.5, -0.5)
+    for ax in axes[:, 0]:
+        for text in ax.get_yticklabels():
+            text.set_color(look.colour(text.get_text()))
+            text.set_fontweight("bold")
+    canvas.hide_unused(axes, len(ns))
+    _legend(fig, axes, where, list(parts))
+    canvas.title(fig, f"{problem}: setup vs solve time per solver\n{look.machine}")
+    return fig
 
 
 # --------------------------------------------------------------------------- training bill
-def training_bill(bill: pd.DataFrame, target: float, palette: dict) -> plt.Figure:
+def training_bill(bill: pd.DataFrame, target: float, palette: dict):
     """Solves after which each neural solver's training is paid back, per size (log axis; 'never' marked)."""
     data = bill[bill["training_s"].notna()]
     labels = list(dict.fromkeys(data["label"]))
     cases = list(dict.fromkeys(zip(data["problem"], data["n"], strict=True)))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(cases) * len(labels) + 2), 3.6))
+    notes = [f"Training time / (best other solver's setup+solve time to MSR <= {tag(target)} - the neural "
+             "solver's), per size. Hatched 'never': the neural solver is not faster per solve (or does not reach "
+             "the target). Timings on this report's machine."]
+    fig, axes, where = canvas.grid(1, 1, panel=(max(3.5, 1.1 * len(cases) * len(labels) + 1), 3.2), legend=labels,
+                                   notes=notes)
+    ax = axes[0, 0]
     width = 0.8 / max(1, len(labels))
     finite = data.loc[np.isfinite(data["payback"]), "payback"]
     top = float(finite.max()) * 10 if len(finite) else 1e3
@@ -298,27 +289,23 @@ def training_bill(bill: pd.DataFrame, target: float, palette: dict) -> plt.Figur
             if row.empty:
                 continue
             x, value = j + (i - (len(labels) - 1) / 2) * width, float(row["payback"].iloc[0])
+            colour = palette.get(label, "black")
             if np.isfinite(value):
-                ax.bar(x, max(value, 1.0), width, color=palette.get(label, "k"), label=label if j == 0 else None)
+                ax.bar(x, max(value, 1.0), width, color=colour, label=label)
                 ax.text(x, max(value, 1.0), f"{value:,.0f}", ha="center", va="bottom", fontsize=8)
             else:
-                ax.bar(x, top, width, color="white", edgecolor=palette.get(label, "k"), hatch="//",
-                       label=label if j == 0 else None)
+                ax.bar(x, top, width, color="white", edgecolor=colour, hatch="//", label=label)
                 ax.text(x, top ** 0.5, "never" if np.isinf(value) else "n/a", ha="center", va="center",
                         fontsize=9, rotation=90, fontweight="bold",
                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 2})
     ax.set_yscale("log")
+    canvas.log_axes(ax, x=False)
     ax.set_ylim(1.0, top * 3)
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels([f"{p}\nn = {n}" if len({c[0] for c in cases}) > 1 else f"n = {n}" for p, n in cases])
     ax.set_ylabel("solves to pay back the training")
     ax.grid(True, axis="y", which="major", alpha=0.3)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend(fig, axes, where, labels)
     hw = ", ".join(sorted({h for h in data["hardware"] if h})) or "not recorded"
-    ax.set_title(f"Training bill: solves until the training time is paid back\n(training hardware: {hw})",
-                 fontsize=11)
-    fig.subplots_adjust(bottom=0.2)
-    _caption(fig, [f"Training time / (best other solver's setup+solve time to MSR <= {tag(target)} - the neural "
-                   "solver's), per size. Hatched 'never': the neural solver is not faster per solve (or does "
-                   "not reach the target). Timings on this report's machine."])
+    canvas.title(fig, f"Training bill: solves until the training time is paid back\n(training hardware: {hw})")
     return fig

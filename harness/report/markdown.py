@@ -1,4 +1,4 @@
-"""``summary.md``: the report's text and tables as GitHub-flavoured Markdown."""
+"""``summary.md``: the report's text and tables as GitHub-flavoured Markdown, verdict first."""
 
 from __future__ import annotations
 
@@ -29,8 +29,17 @@ def _table(t: Table, level: str) -> list[str]:
 
 def render(doc: Document) -> str:
     lines = [f"# {doc.title}", ""]
+    if doc.verdict:
+        lines += ["## Verdict", ""]
+        for v in doc.verdict:
+            lines += [f"**{v.sentence}**", "", f"### {v.table.title}", "", table(v.table.frame)]
     for p in doc.intro:
         lines += [p, ""]
+    if doc.about:   # GitHub renders <details> collapsed
+        lines += ["<details><summary>How to read this report: definitions and rules</summary>", ""]
+        for p in doc.about:
+            lines += [p, ""]
+        lines += ["</details>", ""]
     for s in doc.sections:
         lines += [f"## {s.title}", ""]
         for p in s.intro:

@@ -66,9 +66,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- time to target
-def _last(values: pd.Series) -> float:
-    v = values.to_numpy(dtype=float)
-    return float(v[-1]) if v.size else np.nan
+PER_JOB = ("run_id", "problem", "n", "label", "base_label", "solver", "family", "backend", "device", "repeat",
+           "status", "message", "exact_kind", "strategy", "sweep", "params", "threads")
 
 
 def job_table(df: pd.DataFrame, targets) -> pd.DataFrame:
@@ -76,40 +75,48 @@ def job_table(df: pd.DataFrame, targets) -> pd.DataFrame:
 
     Target columns: ``t@TAG`` (solve seconds), ``it@TAG`` (iterations, interpolated),
     ``total@TAG`` (setup + solve). inf = ran but never reached; NaN = never ran.
+    Jobs in order of first appearance; each job's checkpoints read as array slices (a job's rows in
+    iteration order, the rows of a job that never ran first).
     """
-    records = []
-    for job, g in df.groupby("job", sort=False):
-        first = g.iloc[0]
-        ran = g[g["iteration"].notna()]
-        msr = ran["msr"].to_numpy(dtype=float)
-        finite = msr[np.isfinite(msr)]
-        setup = float(g["setup_s"].dropna().iloc[0]) if g["setup_s"].notna().any() else np.nan
-        rec = {
-            "job": job, **{c: first[c] for c in ("problem", "n", "label", "base_label", "solver", "family",
-                                                   "backend", "device", "repeat", "status", "message",
-                                                   "exact_kind", "strategy", "sweep", "params", "threads")},
-            "n_unknowns": float(first["n_unknowns"]),
-            "setup_s": setup,
-            "ran": len(ran) > 0,
-            "iterations": float(ran["iteration"].iloc[-1]) if len(ran) else np.nan,
-            "solve_s": float(ran["time_s"].iloc[-1]) if len(ran) else np.nan,
-            "msr0": float(msr[0]) if msr.size else np.nan,
-            "best_msr": float(finite.min()) if finite.size else np.nan,
-            "final_msr": _last(ran["msr"]),
-            "final_mse": _last(ran["mse"]),
-        }
-        for target in targets:
-            if len(ran):
-                # A direct solver makes one step: nothing lies between its two points to interpolate.
-                t, it = crossing(ran["time_s"], ran["iteration"], ran["msr"], target,
-                                 interpolate=first["family"] != "direct")
-            else:
-                t, it = np.nan, np.nan
-            rec[f"t@{tag(target)}"] = t
-            rec[f"it@{tag(target)}"] = it
-            rec[f"total@{tag(target)}"] = t + (setup if np.isfinite(setup) else 0.0)
-        records.append(rec)
-    return pd.DataFrame.from_records(records)
+    codes, names = pd.factorize(df["job"])
+    iteration = df["iteration"].to_numpy(dtype=float)
+    order = np.lexsort((np.where(np.isnan(iteration), -np.inf, iteration), codes))
+    d = df.iloc[order]
+    codes = codes[order]
+    ran_rows = d["iteration"].notna().to_numpy()
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], len(d)]
+    first = d.iloc[starts]
+    out = pd.DataFrame({"job": names[codes[starts]], **{c: first[c].to_numpy() for c in PER_JOB}})
+    out["n_unknowns"] = first["n_unknowns"].to_numpy(dtype=float)
+    out["setup_s"] = d["setup_s"].groupby(codes).first().reindex(codes[starts]).to_numpy(dtype=float)
+    cols = {c: d[c].to_numpy(dtype=float) for c in ("iteration", "time_s", "msr", "mse")}
+    ran_from = starts + np.add.reduceat(~ran_rows, starts)           # never-run rows sort first in a job
+    ran = ran_from < ends
+    last = np.where(ran, ends - 1, 0)
+    out["ran"] = ran
+    out["iterations"] = np.where(ran, cols["iteration"][last], np.nan)
+    out["solve_s"] = np.where(ran, cols["time_s"][last], np.nan)
+    out["msr0"] = np.where(ran, cols["msr"][np.minimum(ran_from, len(d) - 1)], np.nan)
+    finite = np.where(ran_rows & np.isfinite(cols["msr"]), cols["msr"], np.inf)
+    best = np.minimum.reduceat(finite, starts)
+    out["best_msr"] = np.where(np.isfinite(best), best, np.nan)
+    out["final_msr"] = np.where(ran, cols["msr"][last], np.nan)
+    out["final_mse"] = np.where(ran, cols["mse"][last], np.nan)
+    setup = np.nan_to_num(out["setup_s"].to_numpy(), nan=0.0)
+    direct = out["family"].to_numpy() == "direct"
+    for target in targets:
+        t = np.full(len(out), np.nan)
+        it = np.full(len(out), np.nan)
+        for j in np.flatnonzero(ran):
+            a, b = ran_from[j], ends[j]
+            # A direct solver makes one step: nothing lies between its two points to interpolate.
+            t[j], it[j] = crossing(cols["time_s"][a:b], cols["iteration"][a:b], cols["msr"][a:b], target,
+                                   interpolate=not direct[j])
+        out[f"t@{tag(target)}"] = t
+        out[f"it@{tag(target)}"] = it
+        out[f"total@{tag(target)}"] = t + setup
+    return out
 
 
 # --------------------------------------------------------------------------- cells (repeats)
@@ -123,30 +130,40 @@ def _status_summary(statuses: pd.Series) -> str:
 _NUMBER = re.compile(r"[-+]?\d[\d.]*(?:e[-+]?\d+)?")
 
 
-def _top_message(messages: pd.Series) -> str:
-    return _messages(messages, "", counted=False)
-
-
-def _messages(messages: pd.Series, unit: str = "runs", counted: bool = True) -> str:
-    """The commonest non-empty message, with how many of the runs (or sizes) gave it when there were several.
+def grouped_messages(frame: pd.DataFrame, keys: list[str], unit: str = "runs", counted: bool = True) -> pd.Series:
+    """Per group of ``frame`` by ``keys`` (the index): the commonest non-empty ``message``, with how many of the
+    group's runs (or sizes: ``unit``) gave it when there were several (``counted``).
 
     Messages that differ only in their numbers ("MSR 3e-32 <= target at iteration 1" / "... 5e-31 ... 2")
-    count as one; the first of them is shown.
+    count as one; the first of them is shown (ties: the message seen first).
     """
-    text = messages.astype(str)
-    text = text[(text != "") & (text != "nan")]
-    if text.empty:
-        return ""
-    shape = text.map(lambda m: _NUMBER.sub("#", m))
-    counts = shape.value_counts(sort=True)
-    top_shape, k = counts.index[0], int(counts.iloc[0])
-    top = str(text[shape == top_shape].iloc[0])
-    if not counted or len(messages) == 1:
-        return top
-    varies = "; numbers vary" if text[shape == top_shape].nunique() > 1 else ""
-    others = len(counts) - 1
-    return (f"{top} ({k} of {len(messages)} {unit}{varies}"
-            + (f"; {others} other message(s))" if others else ")"))
+    groups = frame.groupby(keys, sort=True)
+    total = groups.size()
+    text = frame["message"].astype(str)
+    valid = (text != "") & (text != "nan")
+    shapes = {m: _NUMBER.sub("#", m) for m in text[valid].unique()}
+    v = frame.loc[valid, keys].assign(_text=text[valid], _shape=text[valid].map(shapes),
+                                      _pos=np.arange(int(valid.sum())))
+    out = pd.Series("", index=total.index, dtype=object)
+    if v.empty:
+        return out
+    per = v.groupby([*keys, "_shape"], sort=False).agg(k=("_pos", "size"), pos=("_pos", "min"),
+                                                       distinct=("_text", "nunique")).reset_index()
+    per["shapes"] = per.groupby(keys)["k"].transform("size")
+    top = per.sort_values(["k", "pos"], ascending=[False, True]).drop_duplicates(keys).set_index(keys)
+    top = top.reindex(total.index).dropna(subset=["k"])
+    text_at = v["_text"].to_numpy()
+    lines = []
+    for cell, r in top.iterrows():
+        line = str(text_at[int(r["pos"])])
+        n = int(total.loc[cell])
+        if counted and n > 1:
+            varies = "; numbers vary" if r["distinct"] > 1 else ""
+            others = int(r["shapes"]) - 1
+            line += f" ({int(r['k'])} of {n} {unit}{varies}" + (f"; {others} other message(s))" if others else ")")
+        lines.append(line)
+    out.loc[top.index] = lines
+    return out
 
 
 def value_columns(targets) -> list[str]:
@@ -173,9 +190,12 @@ def cell_table(jobs: pd.DataFrame, targets) -> pd.DataFrame:
                        backend=("backend", "first"), device=("device", "first"),
                        exact_kind=("exact_kind", "first"), n_unknowns=("n_unknowns", "first"),
                        repeats=("job", "size"), ran=("ran", "any"))
+    for col in ("stop_target", "max_seconds"):   # the jobs' budgets (``build.budgets``), where known
+        if col in jobs:
+            info[col] = grouped[col].max()
     info["status"] = grouped["status"].agg(_status_summary)
-    info["message"] = grouped["message"].agg(_messages)
-    info["message_top"] = grouped["message"].agg(_top_message)
+    info["message"] = grouped_messages(jobs, CELL)
+    info["message_top"] = grouped_messages(jobs, CELL, counted=False)
     return pd.concat([info, med, lo, hi], axis=1).reset_index()
 
 
@@ -217,6 +237,8 @@ def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
     ran (unavailable, failed in setup) get no rank.
     """
     col, solve = f"total@{tag(target)}", f"t@{tag(target)}"
+    top = cells.assign(message=cells["message_top"]) if "message_top" in cells else cells
+    messages = grouped_messages(top, ["problem", "label"], "sizes") if len(cells) else pd.Series(dtype=object)
     rows = []
     for (problem, label), g in cells.groupby(["problem", "label"], sort=True):
         ran = g[g["ran"]]
@@ -229,7 +251,8 @@ def ranking(cells: pd.DataFrame, target: float) -> pd.DataFrame:
             "median_speedup": float(ran["speedup"].median()) if "speedup" in ran and len(ran) else np.nan,
             "median_best_msr": float(ran["best_msr"].median()) if len(ran) else np.nan,
             "status": ", ".join(dict.fromkeys(g["status"])),
-            "message": _messages(g["message_top"] if "message_top" in g else g["message"], "sizes"),
+            "stop_target": g["stop_target"].max() if "stop_target" in g else np.nan,
+            "message": messages.loc[(problem, label)],
         })
     table = pd.DataFrame(rows)
     if table.empty:
@@ -318,20 +341,16 @@ def family_best(cells: pd.DataFrame, target: float) -> pd.DataFrame:
     (``reached`` False). Columns: problem, n, family, label, role, reached, total.
     """
     col = f"total@{tag(target)}"
-    rows = []
     ran = cells[cells["ran"]]
-    for (problem, n, family), g in ran.groupby(["problem", "n", "family"], sort=True):
-        if family == LEARNED:
-            picks = g
-        else:
-            key = g.assign(_t=g[col].where(np.isfinite(g[col]), np.inf), _m=g["best_msr"].fillna(np.inf))
-            picks = key.sort_values(["_t", "_m", "label"]).head(1)
-        for r in picks.itertuples():
-            t = float(g.loc[r.Index, col])
-            role = "neural" if family == LEARNED else ("limit" if family == LIMIT else "best")
-            rows.append({"problem": problem, "n": n, "family": family, "label": r.label, "role": role,
-                         "reached": bool(np.isfinite(t)), "total": t})
-    return pd.DataFrame(rows, columns=["problem", "n", "family", "label", "role", "reached", "total"])
+    key = ran.assign(_t=ran[col].where(np.isfinite(ran[col]), np.inf), _m=ran["best_msr"].fillna(np.inf),
+                     _neural=ran["family"] == LEARNED)
+    key = key.sort_values(["problem", "n", "family", "_t", "_m", "label"])
+    best = key[~key["_neural"]].drop_duplicates(["problem", "n", "family"])
+    picks = pd.concat([key[key["_neural"]], best]).sort_values(["problem", "n", "family", "label"])
+    role = np.where(picks["_neural"], "neural", np.where(picks["family"] == LIMIT, "limit", "best"))
+    return pd.DataFrame({"problem": picks["problem"], "n": picks["n"], "family": picks["family"],
+                         "label": picks["label"], "role": role, "reached": np.isfinite(picks[col].astype(float)),
+                         "total": picks[col].astype(float)}).reset_index(drop=True)
 
 
 def target_times(jobs: pd.DataFrame, target: float) -> pd.DataFrame:

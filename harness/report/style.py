@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Iterable
 
-import seaborn as sns
+from matplotlib.colors import to_rgb
 
 # Families in a fixed order (legend order); unknown families go last, solid.
 FAMILIES = ("neural", "first_order", "krylov", "multigrid", "quasi_newton", "direct")
@@ -66,8 +67,10 @@ EXTRA = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#1f7
 
 
 def _colours(count: int) -> list[tuple[float, float, float]]:
-    base = sns.color_palette(DISTINCT + EXTRA)
-    return base + (sns.color_palette("husl", count - len(base)) if count > len(base) else [])
+    """The fixed colours, then evenly spaced hues for any beyond them."""
+    base = [to_rgb(c) for c in DISTINCT + EXTRA]
+    more = max(0, count - len(base))
+    return base + [colorsys.hls_to_rgb((i + 0.5) / more, 0.45, 0.75) for i in range(more)]
 
 
 def palette(labels: Iterable[str], families: Iterable[str],

@@ -39,6 +39,21 @@ def spread(row: pd.Series, col: str, fmt) -> str:
     return med
 
 
+def _target_set(value) -> bool:
+    return value is not None and not pd.isna(value) and value > 0
+
+
+OVERRUN = 0.01   # a solve more than this fraction past max_seconds says so (the last iteration outran the clock)
+
+
+def overrun(row: pd.Series) -> str:
+    """' (3.4 s past max_seconds=10)' when the longest repeat's solve passed the job's max_seconds, else ''."""
+    limit, longest = row.get("max_seconds", np.nan), row.get("solve_s_max", row.get("solve_s", np.nan))
+    if pd.isna(limit) or pd.isna(longest) or longest <= limit * (1 + OVERRUN):
+        return ""
+    return f" ({longest - limit:.2g} s past max_seconds={limit:g})"
+
+
 def _order(cells: pd.DataFrame, target: float) -> pd.DataFrame:
     key = cells[f"total@{tag(target)}"].fillna(np.inf)
     return cells.assign(_k=key, _m=cells["best_msr"].fillna(np.inf)).sort_values(["_k", "_m", "label"])
@@ -48,7 +63,8 @@ def size_table(cells: pd.DataFrame, targets, target: float, reference: str | Non
     """One grid size of one problem: a row per solver, fastest (setup + solve to ``target``) first."""
     rows = []
     for _, r in _order(cells, target).iterrows():
-        row = {"solver": r["label"], "family": r["family"], "status": status_words(r["status"]),
+        row = {"solver": r["label"], "family": r["family"],
+               "status": status_words(r["status"], _target_set(r.get("stop_target"))),
                "runs": int(r["repeats"]),
                "setup [s]": spread(r, "setup_s", fmt_time)}
         for t in targets:
@@ -59,7 +75,7 @@ def size_table(cells: pd.DataFrame, targets, target: float, reference: str | Non
         row["best MSR"] = spread(r, "best_msr", fmt_sci)
         row["final MSE"] = spread(r, "final_mse", fmt_sci) if r["exact_kind"] != "none" else "no ground truth"
         row["iterations run"] = spread(r, "iterations", fmt_iter)
-        row["solve time run [s]"] = spread(r, "solve_s", fmt_time)
+        row["solve time run [s]"] = spread(r, "solve_s", fmt_time) + overrun(r)
         row["reason / message"] = r["message"]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -77,7 +93,9 @@ def ranking_table(ranking: pd.DataFrame, target: float, reference: str | None) -
         f"median solve to {tg} [s]": ranking["median_solve"].map(fmt_time),
         f"median speedup vs {reference or 'cg'}": ranking["median_speedup"].map(fmt_ratio),
         "median best MSR": ranking["median_best_msr"].map(fmt_sci),
-        "status": ranking["status"].map(status_words),
+        "status": [status_words(st, _target_set(t)) for st, t in
+                   zip(ranking["status"], ranking.get("stop_target", pd.Series(np.nan, index=ranking.index)),
+                       strict=True)],
         "reason / message": ranking["message"],
     })
     return out
@@ -138,3 +156,49 @@ def threads_table(rows: pd.DataFrame, target: float) -> pd.DataFrame:
 
 def environment_table(pairs: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(pairs, columns=["", "value"])
+
+
+def _factor_words(ratio: float, lo: float, hi: float) -> str:
+    """'17x slower [15-19]', '2.1x faster [1.8-2.4]': the ratio of the medians, then its spread over repeats."""
+    from .verdict import factor
+
+    if pd.isna(ratio):
+        return NOT_RUN
+    if ratio > 1:
+        word, mid, a, b = "slower", ratio, lo, hi
+    else:
+        word, mid, a, b = "faster", 1 / ratio, 1 / hi if hi else np.inf, 1 / lo if lo else np.inf
+    spread_ = "" if factor(a) == factor(b) else f" [{factor(a)}-{factor(b)}]"
+    return f"{factor(mid)}x {word}{spread_}"
+
+
+def verdict_table(rows: pd.DataFrame, target: float) -> pd.DataFrame:
+    """One row per (size, neural solver): its time and iterations to the target against the fastest classical."""
+    tg = tag(target)
+
+    def mine(r) -> str:
+        if not r.ran:
+            return f"did not run ({status_words(r.status)})"
+        if not np.isfinite(r.t):
+            return f"not reached (best MSR {fmt_sci(r.best_msr)} in {fmt_time(r.solve_s)} s)"
+        return spread(pd.Series({"x": r.t, "x_min": r.t_min, "x_max": r.t_max, "repeats": 2}), "x", fmt_time)
+
+    def its(r) -> str:
+        if not (r.ran and np.isfinite(r.t)):
+            return NOT_RUN
+        return spread(pd.Series({"x": r.it, "x_min": r.it_min, "x_max": r.it_max, "repeats": 2}), "x", fmt_iter)
+
+    return pd.DataFrame({
+        "n": rows["n"].astype(int),
+        "neural solver": rows["label"],
+        f"setup+solve to {tg} [s]": [mine(r) for r in rows.itertuples()],
+        f"iterations to {tg}": [its(r) for r in rows.itertuples()],
+        "fastest iterative classical": rows["rival"].replace("", "none reached " + tg),
+        "its setup+solve [s]": rows["rival_t"].map(fmt_time),
+        "neural vs iterative": [_factor_words(*v) for v in zip(rows["ratio"], rows["ratio_lo"], rows["ratio_hi"],
+                                                                 strict=True)],
+        "fastest direct": rows["direct"].replace("", "none reached " + tg),
+        "direct setup+solve [s]": rows["direct_t"].map(fmt_time),
+        "neural vs direct": [_factor_words(*v) for v in zip(rows["direct_ratio"], rows["direct_lo"],
+                                                              rows["direct_hi"], strict=True)],
+    })
