@@ -167,7 +167,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         log.info(line)
     meta = {
         "run_id": run_id,
-        "job_key": job_key(OmegaConf.to_container(cfg, resolve=True), overrides),
+        "job_key": job_key(OmegaConf.to_container(cfg, resolve=True)),
         "date": now(),
         **environment_isolated(isolate),
         "threads": threads,
@@ -315,16 +315,17 @@ def one_line(message: str | None) -> str | None:
 
 
 def _problem_fields(cfg: DictConfig, problem: Problem | None) -> dict[str, Any]:
-    """Where a job ran, from the problem, or from the config when it was never built."""
+    """Where a job ran, from the problem, or from the config when it was never built. ``n`` is the size of a
+    square grid; a grid set by ``problem.h`` and ``problem.w`` records its rows as ``n`` (never a ``problem.n``
+    that did not shape it), and the report names such a grid by its shape."""
+    shape = problem.shape if problem is not None else grid_shape(OmegaConf.to_container(cfg.problem, resolve=True))
+    h, w = shape or (None, None)
     n = cfg.problem.get("n")
+    n = int(n) if n is not None and (h, w) == (n, n) else h
     if problem is not None:
-        h, w = problem.shape
-        return {"problem": problem.name, "n": int(n) if n is not None else h, "h": h, "w": w,
+        return {"problem": problem.name, "n": n, "h": h, "w": w,
                 "n_unknowns": problem.n_interior, "exact_kind": problem.exact_kind}
-    shape = grid_shape(OmegaConf.to_container(cfg.problem, resolve=True)) or (None, None)
-    h, w = shape
-    return {"problem": str(cfg.problem.name), "n": int(n) if n is not None else h, "h": h, "w": w,
-            "n_unknowns": None, "exact_kind": None}
+    return {"problem": str(cfg.problem.name), "n": n, "h": h, "w": w, "n_unknowns": None, "exact_kind": None}
 
 
 def _repeat_line(label: str, where: dict, repeat: int, r: JobResult) -> str:

@@ -409,7 +409,7 @@ def _main(cfg) -> None:
         log.error(f"error: {message}")  # a sweep records it and goes on
 
     if cfg.get("resume"):
-        key = job_key(OmegaConf.to_container(cfg, resolve=True), overrides)
+        key = job_key(OmegaConf.to_container(cfg, resolve=True))
         done = find_complete(cfg.resume, key)
         if done is not None:
             label = solver_label(str(cfg.solver.name), overrides)

@@ -275,7 +275,10 @@ def test_a_cell_run_by_several_sweeps_is_read_from_one(tmp_path):
     cg("paper_main", "2026-01-02_00-00-00", "2026-01-02T00:00:00+00:00", 1e-14)   # paper_main's own
     cg("paper_quasi_newton", "2026-01-03_00-00-00", "2026-01-03T00:00:00+00:00", 1e-16)  # newest sweep
     df = metrics.prepare(results.load(tmp_path))
-    assert df.attrs["superseded"] == 1 and set(df.sweep) == {"paper_main", "paper_quasi_newton"}
+    old, new = (f"paper_main/{stamp}/laplace_bilinear_n32/cg/cg-0-t1/trace.parquet"
+                for stamp in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"))
+    assert df.attrs["superseded"] == [f"{old} (by {new})"]
+    assert set(df.sweep) == {"paper_main", "paper_quasi_newton"}
 
     main_group = next(g for g in groups.PAPER if g.name == "paper_main")
     own, _ = groups.select(df, main_group)
@@ -286,7 +289,8 @@ def test_a_cell_run_by_several_sweeps_is_read_from_one(tmp_path):
     out = tmp_path / "rep"
     assert main([str(tmp_path), "--out", str(out), "--no-figures"]) == 0
     md = (out / "summary.md").read_text()
-    assert "1 job(s) superseded by a newer run of the same sweep" in md
+    assert f"1 job(s) superseded by a newer run of the same job (same sweep, identity and repeat; the newest is " \
+           f"used): {old} (by {new})" in md
     assert "1 job(s) not shown under 'All solvers'" in md
 
 

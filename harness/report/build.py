@@ -91,9 +91,8 @@ def _tables(problems: list[str], cells: pd.DataFrame | None, rank: pd.DataFrame,
             continue
         for n in sorted(cells.loc[cells["problem"] == problem, "n"].unique()):
             cp = cells[(cells["problem"] == problem) & (cells["n"] == n)]
-            unknowns = cp["n_unknowns"].iloc[0]
             out.append(Table(
-                f"{problem}, n = {n} ({int(unknowns):,} unknowns)" if np.isfinite(unknowns) else f"{problem}, n = {n}",
+                f"{problem}, {metrics.size_name(cp, n)}",
                 tables.size_table(cp, targets, target, ref),
                 f"Times in seconds, iterations interpolated; median [min-max] over repeats. Speedup = {ref or 'cg'}'s "
                 f"setup+solve time to {tag(target)} / this solver's (> 1 is faster)."
@@ -270,8 +269,10 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
     outcome = Outcome(folder)
     outcome.warnings += [f"skipped {p}: {why}" for p, why in raw.attrs.get("skipped", [])]
     if df.attrs.get("superseded"):
-        outcome.warnings.append(f"{df.attrs['superseded']} job(s) superseded by a newer run of the same "
-                                "sweep, problem, size, solver and repeat (the newest is used)")
+        gone = df.attrs["superseded"]
+        more = f"; and {len(gone) - 5} more" if len(gone) > 5 else ""
+        outcome.warnings.append(f"{len(gone)} job(s) superseded by a newer run of the same job (same sweep, "
+                                f"identity and repeat; the newest is used): {'; '.join(gone[:5])}{more}")
     if groups.ALL in groups.groupings(mode):
         hidden = df.loc[~groups.one_sweep_per_cell(df), "job"].nunique()
         if hidden:

@@ -24,7 +24,7 @@ import seaborn as sns
 from harness.status import BROKE
 
 from . import style
-from .metrics import FIT_SIZES, FLOOR, tag
+from .metrics import FIT_SIZES, FLOOR, size_name, tag
 
 HEIGHT, ASPECT, DPI = 3.3, 1.2, 120
 
@@ -100,10 +100,8 @@ def _title(g: sns.FacetGrid, title: str) -> None:
 
 
 def _size_titles(g: sns.FacetGrid, data: pd.DataFrame) -> None:
-    unknowns = data.groupby("n")["n_unknowns"].first()
     for n, ax in g.axes_dict.items():
-        extra = f"  ({int(unknowns[n]):,} unknowns)" if n in unknowns and np.isfinite(unknowns[n]) else ""
-        ax.set_title(f"n = {n}{extra}", fontsize=10)
+        ax.set_title(size_name(data, n), fontsize=10)
 
 
 def _mark_ends(*, data: pd.DataFrame, x: str, y: str, palette: dict, **_) -> None:

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import to_hex
 
+from .metrics import size_name
+
 MAX_POINTS = 400        # per trace: long first-order runs are thinned (log-spaced in iteration), ends kept
 AXES = {"time": ("time_plot", "solve time [s] (direct solvers: setup + solve)"),
         "iteration": ("iteration", "iteration (iteration 0, the initial field, is off the log axis)")}
@@ -50,7 +52,8 @@ def figure(curves: pd.DataFrame, problem: str, palette: dict, axis: str, title: 
     sizes = sorted(data["n"].unique())
     cols = min(3, len(sizes))
     rows = -(-len(sizes) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"n = {n}" for n in sizes],
+    titles = [size_name(curves[curves["problem"] == problem], n) for n in sizes]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
                         horizontal_spacing=0.06, vertical_spacing=0.12)
     present = set(data["label"])
     order = [lab for lab in palette if lab in present] + sorted(present - set(palette))

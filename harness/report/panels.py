@@ -17,7 +17,7 @@ import pandas as pd
 from harness.status import BROKE
 
 from . import style
-from .metrics import FLOOR, LEARNED, LIMIT, tag
+from .metrics import FLOOR, LEARNED, LIMIT, size_name, tag
 
 PANEL_W, PANEL_H = 3.8, 3.3
 GREY = "#b0b0b0"
@@ -96,8 +96,7 @@ def _finish(ax, target: float) -> None:
 
 
 def _size_title(cells: pd.DataFrame, n: int) -> str:
-    u = cells.loc[cells["n"] == n, "n_unknowns"]
-    return f"n = {n}" + (f" ({int(u.iloc[0]):,} unknowns)" if len(u) and np.isfinite(u.iloc[0]) else "")
+    return size_name(cells, n)
 
 
 def _ordered_legend(axes: np.ndarray, picks: pd.DataFrame) -> tuple[list, list[str]]:
