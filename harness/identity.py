@@ -36,7 +36,7 @@ TOP_LEVEL = {"repeats": 1, "repeat_solve_under_s": None, "seed": 0, "threads": N
 GRID = "grid"  # how ``differences`` names a (problem.h, problem.w) pair
 
 
-def _canonical(v: Any) -> Any:
+def canonical(v: Any) -> Any:
     """Numbers as floats (5 and 5.0 are the same budget), containers as sorted JSON text."""
     if isinstance(v, bool) or v is None or isinstance(v, str):
         return v
@@ -65,7 +65,7 @@ def spec(config: Mapping[str, Any]) -> dict[str, Any]:
     out.update({f"solver.{k}": v for k, v in (config.get("solver") or {}).items()})
     out.update({f"budget.{k}": v for k, v in (config.get("budget") or {}).items()})
     out.update({k: config.get(k, default) for k, default in TOP_LEVEL.items()})
-    return {k: _canonical(v) for k, v in sorted(out.items())}
+    return {k: canonical(v) for k, v in sorted(out.items())}
 
 
 def key(identity: Mapping[str, Any]) -> str:
@@ -89,7 +89,7 @@ def from_columns(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {"problem.name": row.get("problem"), "problem.h": row.get("h"), "problem.w": row.get("w"),
            "solver.name": row.get("solver"), "solver.label": row.get("label"), "solver.params": row.get("params"),
            "seed": row.get("seed"), "threads": row.get("threads")}
-    return {k: _canonical(_plain(v)) for k, v in sorted(out.items())}
+    return {k: canonical(_plain(v)) for k, v in sorted(out.items())}
 
 
 def _plain(v: Any) -> Any:
@@ -108,9 +108,10 @@ def from_trace(meta: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any
 
 
 def experiment(identity: Mapping[str, Any]) -> dict[str, Any]:
-    """The identity without the solver's parameters (its name kept): what a regression check holds fixed."""
+    """What a regression check holds fixed: the identity without the solver's parameters (its name kept; a
+    changed parameter is what the check is there to catch) and without the repeat rule (it compares one solve)."""
     return {k: v for k, v in identity.items()
-            if not k.startswith("solver.") or k == "solver.name"}
+            if (not k.startswith("solver.") or k == "solver.name") and k not in ("repeats", "repeat_solve_under_s")}
 
 
 def differing(identities: Iterable[Mapping[str, Any]], ignore: Iterable[str] = ()) -> list[str]:
@@ -138,5 +139,5 @@ def differences(identity: Mapping[str, Any], keys: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["VERSION", "config_key", "differences", "differing", "experiment", "from_columns", "from_trace",
+__all__ = ["VERSION", "canonical", "config_key", "differences", "differing", "experiment", "from_columns", "from_trace",
            "has_config", "key", "show", "spec"]
