@@ -47,6 +47,20 @@ def default_folder(source: Path, df: pd.DataFrame, mode: str, root: Path) -> Pat
     return root / re.sub(r"[^A-Za-z0-9_.+=-]", "_", f"{name}_{stamp}{suffix}")
 
 
+def claim(folder: Path) -> Path:
+    """Create ``folder``, or ``folder-2``, ``folder-3``, ... if it exists: two reports of one sweep (even started
+    in the same second) never share a folder, and an earlier report is never overwritten."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        candidate = folder if k == 1 else folder.with_name(f"{folder.name}-{k}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise results.ResultsError(f"{folder}: 9,999 reports of this sweep already; remove some or give --out")
+
+
 def _notes(failures: pd.DataFrame) -> dict[str, list[str]]:
     """problem -> one line per kind of failure (solvers that failed alike share a line), for the captions."""
     out: dict[str, dict[str, list[str]]] = {}
@@ -264,7 +278,7 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
     raw = results.load(source)
     metadata = results.load_metadata(source)
     df = metrics.prepare(raw)
-    folder = Path(out) if out else default_folder(source, df, mode, Path(reports_root))
+    folder = Path(out) if out else claim(default_folder(source, df, mode, Path(reports_root)))
     folder.mkdir(parents=True, exist_ok=True)
     outcome = Outcome(folder)
     outcome.warnings += [f"skipped {p}: {why}" for p, why in raw.attrs.get("skipped", [])]
