@@ -337,7 +337,7 @@ def test_default_folders_never_collide(sweep, tmp_path, capsys):
 
 @pytest.mark.parametrize("fault, why", [
     ({"time_s": [0.0, float("nan"), 2.0]}, "time_s is missing, NaN or negative at 1 checkpoint(s) (first: nan)"),
-    ({"msr": [1.0, -1.0, 1e-3]}, "msr is negative at 1 checkpoint(s) (first: -1)"),
+    ({"msr": [1.0, -1.0, 1e-3]}, "msr is negative at 1 checkpoint(s) (first: -1); an MSR is >= 0"),
     ({"msr": None}, "missing columns ['msr']"),
     ({"time_s": None}, "missing columns ['time_s']"),
 ])
