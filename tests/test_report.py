@@ -338,8 +338,8 @@ def test_default_folders_never_collide(sweep, tmp_path, capsys):
 @pytest.mark.parametrize("fault, why", [
     ({"time_s": [0.0, float("nan"), 2.0]}, "time_s is missing, NaN or negative at 1 checkpoint(s) (first: nan)"),
     ({"msr": [1.0, -1.0, 1e-3]}, "msr is negative at 1 checkpoint(s) (first: -1); an MSR is >= 0"),
-    ({"msr": None}, "missing columns ['msr']"),
-    ({"time_s": None}, "missing columns ['time_s']"),
+    ({"msr": None}, "older or foreign schema, missing columns ['msr']"),
+    ({"time_s": None}, "older or foreign schema, missing columns ['time_s']"),
 ])
 def test_a_trace_that_breaks_the_rules_is_skipped_with_a_warning_naming_it(tmp_path, capsys, fault, why):
     make_sweep(tmp_path)
