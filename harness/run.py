@@ -138,6 +138,8 @@ def _unwritable(key: str, value: str) -> str | None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if key == "resume":
+        if target.is_file():
+            return f"resume={value} is a file, not a sweep folder: give the folder a sweep wrote (results/<sweep>/<t>)"
         if not target.is_dir():
             return f"resume={value}: no such sweep folder (give the folder a sweep wrote, e.g. results/<sweep>/<stamp>)"
         probe = target
@@ -154,6 +156,7 @@ def check_arguments(argv: list[str]) -> str | None:
     """One line describing the first bad command-line value, or None."""
     seen_dirs = set()
     extra = search_dirs(argv)
+    info = any(a in INFO_FLAGS or a.startswith("--cfg") for a in argv)  # Hydra only prints: nothing runs
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue  # Hydra flags (--help, -m, --cfg job); Hydra reports its own
@@ -161,7 +164,7 @@ def check_arguments(argv: list[str]) -> str | None:
         if error:
             return error
         key = override.key_or_group.lstrip("+~")
-        if override.is_interval_sweep():
+        if override.is_interval_sweep() and not info:
             return (f"{arg}: interval() needs a sweeper that samples (e.g. Optuna's); the basic sweeper runs a list "
                     f"or a range: use e.g. {key}=8,16 or {key}=range(8,17,4)")
         if _glob(override) is not None and key not in GROUPS:
@@ -178,7 +181,7 @@ def check_arguments(argv: list[str]) -> str | None:
                     what = f"{key}= needs a value" if v == "" else f"unknown {key} {v!r}"
                     return f"{what}; valid: {', '.join(valid)}"
         elif key in SUBDIR_KEYS:
-            reason = _leaves_folder(key, values[0])
+            reason = _leaves_folder(key, arg.split("=", 1)[1])
             if reason:
                 return reason
         elif key in DIR_KEYS:
@@ -200,8 +203,8 @@ def _leaves_folder(key: str, value: str) -> str | None:
     if value in ("null", "None", ""):
         return None
     if value.startswith(("/", "~")) or ".." in Path(value.replace("\\", "/")).parts:
-        return (f"{key}={value} leaves its folder: give a path inside it, without .. (e.g. "
-                f"hydra.sweep.subdir=${{hydra.job.num}})")
+        example = "hydra.sweep.subdir=${hydra.job.num}" if key == "hydra.sweep.subdir" else f"{key}=.hydra"
+        return f"{key}={value} leaves its folder: give a path inside it, without .. (e.g. {example})"
     return None
 
 

@@ -58,7 +58,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
                                                         "number of seconds"),
         "negative budget": (["budget.max_iters=-5"], run_, "error: budget.max_iters=-5 is not valid: use a positive "
                                                            "integer"),
-        "threads -1": (["threads=-1"], run_, "error: threads=-1 is not valid: use a positive integer"),
+        "threads -1": (["threads=-1"], run_, "error: threads=-1 is not valid: use an integer in 1..4096"),
         "threads 0": (["threads=0"], run_, "error: threads=0 is not valid"),
         "threads abc": (["threads=abc"], run_, "error: threads=abc is not valid"),
         "seed abc": (["seed=abc"], run_, "error: seed=abc is not valid: use an integer in 0..4294967295"),

@@ -327,15 +327,22 @@ def test_check_arguments_rejects(argv, expected):
     (["problem.n=abc"], "problem.n=abc is not valid"),
     (["problem.n=range(4,32,8)"], "problem.n=4 is not valid"),
     (["+sweep=laplace_scaling", "problem.n=64,4"], "problem.n=4 is not valid"),
-    (["budget.max_seconds=0"], "budget.max_seconds=0 is not valid: use a positive number of seconds"),
+    (["budget.max_seconds=0"], "budget.max_seconds=0 is not valid: use a positive finite number of seconds"),
+    (["budget.max_seconds=inf"], "budget.max_seconds=inf is not valid: use a positive finite number of seconds"),
+    (["warmup=no"], "warmup=no is not valid: use true or false"),
+    (["repeat_solve_under_s=-1"], "repeat_solve_under_s=-1 is not valid: use a positive number of seconds, or null"),
+    (["repeats=1001"], "repeats=1001 is not valid: use an integer in 1..1000"),
+    (["threads=5000"], "threads=5000 is not valid: use an integer in 1..4096 or all"),
+    (["solver=metamizer", "solver.checkpoint=''"], "solver.checkpoint='' is empty: give a checkpoint file"),
+    (["seed=${oops}"], "seed: its value does not resolve (Interpolation key 'oops' not found)"),
     (["budget.max_seconds=-1"], "budget.max_seconds=-1 is not valid"),
     (["budget.max_iters=-5"], "budget.max_iters=-5 is not valid: use a positive integer"),
     (["budget.max_iters=2.5"], "budget.max_iters=2.5 is not valid: use a positive integer"),
     (["budget.divergence_factor=0"], "budget.divergence_factor=0 is not valid: use a factor > 1"),
     (["budget.target_msr=abc"], "budget.target_msr=abc is not valid: use an MSR >= 0, or null"),
-    (["repeats=0"], "repeats=0 is not valid: use a positive integer"),
+    (["repeats=0"], "repeats=0 is not valid: use an integer in 1..1000"),
     (["job_timeout_s=0"], "job_timeout_s=0 is not valid: use a positive number of seconds, or null"),
-    (["threads=0"], "threads=0 is not valid: use a positive integer"),
+    (["threads=0"], "threads=0 is not valid: use an integer in 1..4096"),
     (["threads=-1"], "threads=-1 is not valid"),
     (["threads=abc"], "threads=abc is not valid"),
     (["seed=abc"], "seed=abc is not valid: use an integer in 0..4294967295"),
@@ -410,10 +417,12 @@ def test_resume_points_the_sweep_at_the_old_folder(tmp_path):
 
 def test_remove_job_folder_only_removes_hydra_bookkeeping(tmp_path):
     keep = tmp_path / "keep"
-    (keep / ".hydra").mkdir(parents=True)
+    (keep / ".hydra").mkdir(parents=True)  # another run's (this job's own went to .hydra-<stamp>)
+    (keep / ".hydra-2026").mkdir()
+    (keep / "run.log").write_text("both runs' lines")
     (keep / "mine.txt").write_text("x")
-    remove_job_folder(keep)
-    assert (keep / "mine.txt").exists() and (keep / ".hydra").exists()
+    remove_job_folder(keep, ".hydra-2026")
+    assert sorted(p.name for p in keep.iterdir()) == [".hydra", "mine.txt", "run.log"]
     gone = tmp_path / "gone"
     (gone / ".hydra").mkdir(parents=True)
     (gone / "run.log").write_text("")
@@ -449,6 +458,7 @@ KEYS = [  # (key, solver, problem)
     *((k, "cg", "laplace_bilinear") for k in (
         "budget.max_iters", "budget.max_seconds", "budget.target_msr", "budget.divergence_factor", "repeats",
         "seed", "threads", "verify_timing", "progress", "isolate", "memory_check", "job_timeout_s", "sweep_name",
+        "warmup", "repeat_solve_under_s",
         "problem.n", "problem.h", "solver.method", "solver.preconditioner", "solver.restart", "solver.bogus")),
     ("problem.seed", "cg", "laplace_obstacles"), ("problem.n_boxes", "cg", "laplace_obstacles"),
     ("problem.variant", "cg", "laplace_harmonic"), ("problem.bogus", "cg", "laplace_bilinear"),
@@ -486,8 +496,15 @@ def _consume_exactly(key: str, cfg: dict, value) -> None:
         assert resolve_threads(value) == (value if type(value) is int else len(os.sched_getaffinity(0)))
     elif name in ("repeats", "seed"):
         assert type(value) is int and value >= (0 if name == "seed" else 1)
-    elif name in ("verify_timing", "progress", "isolate", "memory_check"):
+        assert name == "seed" or value <= 1000
+    elif name in ("verify_timing", "progress", "isolate", "memory_check", "warmup"):
         assert type(value) is bool
+    elif name == "repeat_solve_under_s":
+        from omegaconf import OmegaConf
+
+        from harness.job import repeat_limit
+
+        assert repeat_limit(OmegaConf.create(cfg)) == value
     elif name == "job_timeout_s":
         assert value is None or (type(value) in (int, float) and math.isfinite(value) and value > 0)
     elif name == "sweep_name":
