@@ -163,6 +163,83 @@ def test_repeats_share_one_child_and_each_gets_its_own_deadline(tmp_path):
     assert guard_meta["child_wall_s"] > 1.5
 
 
+def test_a_result_that_beats_the_deadline_by_a_hair_is_kept(tmp_path, monkeypatch):
+    """The repeat's result is in, then the deadline passes before the child says it is done (here: the child
+    stalls after its last repeat): the result is the job's, no traceback, no lost trace."""
+    import harness.job as job_module
+
+    def slow_decision(result, limit):
+        time.sleep(3)  # in the forked child, after the result was sent
+        return False
+
+    monkeypatch.setattr(job_module, "more_repeats", slow_decision)
+    df = job(tmp_path, "budget.max_iters=5", "job_timeout_s=1")
+    assert list(df.status.unique()) == ["budget"] and df.iteration.max() == 5
+    meta = read_metadata(tmp_path / "job" / "trace.parquet")["guard"]
+    assert meta["child_outcome"] == "timeout" and [r["outcome"] for r in meta["repeats"]] == ["done"]
+
+
+def test_a_message_in_the_pipe_at_the_deadline_is_read_first():
+    def work(emit):
+        emit("started")
+        emit("result", "in time")  # sent while the parent is busy with "started", long before the deadline
+        time.sleep(5)
+
+    seen = []
+
+    def slow_parent(kind, payload):
+        seen.append((kind, payload))
+        if kind == "started":
+            time.sleep(1.0)  # the deadline passes meanwhile, with the result waiting in the pipe
+
+    out = guard.run_isolated(work, timeout_s=0.5, on_event=slow_parent)
+    assert out.kind == "timeout" and seen == [("started", None), ("result", "in time")]
+
+
+def test_building_the_problem_is_inside_the_deadline(tmp_path):
+    """A problem whose generator runs for minutes (10 million obstacle boxes) is stopped at the deadline and
+    recorded as a timeout while building the problem; the sweep goes on."""
+    t0 = time.monotonic()
+    df = job(tmp_path, "problem=laplace_obstacles", "problem.n_boxes=10000000", "job_timeout_s=1")
+    assert time.monotonic() - t0 < 30
+    assert list(df.status) == ["timeout"]
+    assert df.message.iloc[0] == "no result after 1 s (job_timeout_s=1), killed while building the problem"
+
+
+def test_a_problem_that_cannot_be_built_is_an_error_row(tmp_path, monkeypatch):
+    import harness.job as job_module
+
+    def broken(cfg):
+        raise ValueError("no such geometry")
+
+    monkeypatch.setattr(job_module, "build_problem", broken)
+    df = job(tmp_path, "budget.max_iters=5")
+    assert list(df.status) == ["error"]
+    assert df.message.iloc[0] == "building the problem failed: ValueError: no such geometry"
+
+
+def test_a_huge_budget_gets_a_finite_deadline_that_says_so(caplog):
+    from harness.job import MAX_DEFAULT_TIMEOUT_S, build_budget, job_timeout
+
+    cfg = config("budget.max_seconds=1e300")
+    with caplog.at_level("INFO", logger="harness"):
+        assert job_timeout(cfg, build_budget(cfg)) == MAX_DEFAULT_TIMEOUT_S
+    assert "capped at 86400 s per repeat; set job_timeout_s" in caplog.text
+    assert config_error(config("budget.max_seconds=inf")).startswith("budget.max_seconds=inf is not valid")
+
+
+def test_a_trace_is_never_replaced(tmp_path):
+    first = job(tmp_path, "budget.max_iters=5")
+    path = tmp_path / "job" / "trace.parquet"
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        write_trace(first.drop(columns=["path"]), path, {})
+    again = run_job(config("budget.max_iters=5"), tmp_path / "job", [])  # another run wrote there meanwhile
+    assert path.read_bytes() == before
+    assert again.parent.name.startswith("again-") and again.parent.parent == tmp_path / "job"
+    assert [p.name for p in (tmp_path / "job").iterdir() if p.name.startswith(".trace")] == []
+
+
 def test_a_job_stopped_from_outside_records_nothing(tmp_path):
     """SIGTERM (scancel, preemption, kill) is not the solver's fault: no trace, so resume runs it again."""
     with pytest.raises(guard.Interrupted, match="SIGTERM"):
@@ -564,6 +641,27 @@ def test_lock_of_a_live_run_holds_without_flock(tmp_path):
                                                   "proc_start": _proc_start(parent), "started": "then"}))
     with pytest.raises(FolderBusy, match=f"PID {parent}, started then"):
         FolderLock(tmp_path).acquire()
+
+
+def test_a_lock_covers_the_folders_above_and_below_it(tmp_path):
+    """A single job pointed into a running sweep's job folder, and a sweep into a folder where a job runs,
+    are refused naming the folder in use; a dead run's lock below or above blocks nothing."""
+    sweep = tmp_path / "sweep"
+    with FolderLock(sweep):
+        with pytest.raises(FolderBusy, match=rf"{sweep / 'p_n16/cg/1'} is inside {sweep}, which another run is "
+                                             rf"using \(PID {os.getpid()}"):
+            FolderLock(sweep / "p_n16" / "cg" / "1").acquire()
+        assert not (sweep / "p_n16").exists()  # the refused run left nothing
+    job = tmp_path / "other" / "p_n16" / "cg" / "0"
+    with FolderLock(job):
+        with pytest.raises(FolderBusy, match=rf"{tmp_path / 'other'} holds {job}, which another run is using"):
+            FolderLock(tmp_path / "other").acquire()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (job.parent / "9").mkdir(parents=True)
+    (job.parent / "9" / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    with FolderLock(tmp_path / "other") as lock:
+        assert lock.stale is None
 
 
 def test_output_folder_rules(tmp_path):
