@@ -57,12 +57,18 @@ SUBDIR_KEYS = ("hydra.sweep.subdir", "hydra.output_subdir")  # paths inside a fo
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+_FRESH: dict[tuple[str, str], str] = {}  # (name, job folder) -> the subfolder chosen, the same at every lookup
+
+
 def fresh_subdir(name: str, output_dir: str) -> str:
     """Hydra's ``hydra.output_subdir`` for a job: ``name`` (.hydra), or ``name-<stamp>`` if the job's folder
-    already has one (an earlier job's config files are never replaced)."""
-    if not (Path(output_dir) / name).exists():
-        return name
-    return f"{name}-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S-%f')}"
+    already has one (an earlier job's config files are never replaced). Decided once per job folder: a later
+    lookup (``_main`` cleaning up after a skipped job) gets the same answer."""
+    key = (name, str(output_dir))
+    if key not in _FRESH:
+        taken = (Path(output_dir) / name).exists()
+        _FRESH[key] = f"{name}-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S-%f')}" if taken else name
+    return _FRESH[key]
 
 
 def _register_resolvers() -> None:
