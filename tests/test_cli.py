@@ -54,7 +54,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
         "n below 8": (["problem.n=4"], run_, "error: problem.n=4 is not valid for laplace_bilinear: use an "
                                               "integer >= 8"),
         "non-integer n": (["problem.n=6.5"], run_, "error: problem.n=6.5 is not valid"),
-        "zero budget": (["budget.max_seconds=0"], run_, "error: budget.max_seconds=0 is not valid: use a positive "
+        "zero budget": (["budget.max_seconds=0"], run_, "error: budget.max_seconds=0 is not valid: use a positive finite "
                                                         "number of seconds"),
         "negative budget": (["budget.max_iters=-5"], run_, "error: budget.max_iters=-5 is not valid: use a positive "
                                                            "integer"),
@@ -88,6 +88,14 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
         "unwritable results folder": ([f"hydra.run.dir={afile}/sub"], run_, "is a file, not a folder"),
         "resume from nowhere": (["-m", "resume=/nonexistent"], run_, "resume=/nonexistent: no such sweep folder"),
         "report on an empty folder": ([str(tmp / "empty")], "harness.report", "error: no traces (trace.parquet)"),
+        "report target inf": ([str(tmp / "empty"), "--target", "inf"], "harness.report",
+                              "error: --target inf is not valid: use a positive finite MSR"),
+        "evaluate unknown solver": (["--solver", "nope"], "harness.evaluate",
+                                    "harness.evaluate: error: --solver nope: no such solver config"),
+        "evaluate unavailable solver": (["--solver", "cupy_cg", "--sizes", "16", "--iters", "5"], "harness.evaluate",
+                                        "harness.evaluate: error: cupy_cg on laplace_bilinear n=16: unavailable: "),
+        "check empty baseline": (["--baseline", str(tmp / "empty"), "--out", str(tmp / "out")], "harness.check",
+                                 "harness.check: error: no baseline at"),
     }
 
 
@@ -112,7 +120,8 @@ CASES = ["unknown solver", "unknown problem", "n below 8", "non-integer n", "zer
          "divergence factor 0", "lr abc", "target abc", "checkpoint is a directory",
          "malformed sweep value", "empty solver", "bad value in a sweep", "unknown solver parameter",
          "missing checkpoint", "corrupt checkpoint", "corrupt torch checkpoint", "missing file (test solver)",
-         "grid too large", "unwritable results folder", "resume from nowhere", "report on an empty folder"]
+         "grid too large", "unwritable results folder", "resume from nowhere", "report on an empty folder",
+         "report target inf", "evaluate unknown solver", "evaluate unavailable solver", "check empty baseline"]
 
 
 def test_every_case_is_listed(tmp_path):
