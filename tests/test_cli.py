@@ -54,8 +54,8 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
         "n below 8": (["problem.n=4"], run_, "error: problem.n=4 is not valid for laplace_bilinear: use an "
                                               "integer >= 8"),
         "non-integer n": (["problem.n=6.5"], run_, "error: problem.n=6.5 is not valid"),
-        "zero budget": (["budget.max_seconds=0"], run_, "error: budget.max_seconds=0 is not valid: use a positive finite "
-                                                        "number of seconds"),
+        "zero budget": (["budget.max_seconds=0"], run_,
+                        "error: budget.max_seconds=0 is not valid: use a positive finite number of seconds"),
         "negative budget": (["budget.max_iters=-5"], run_, "error: budget.max_iters=-5 is not valid: use a positive "
                                                            "integer"),
         "threads -1": (["threads=-1"], run_, "error: threads=-1 is not valid: use an integer in 1..4096"),
