@@ -243,7 +243,8 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
     """
     folder = Path(folder)
     if not folder.exists():
-        raise ResultsError(f"results folder {folder} does not exist")
+        raise ResultsError(f"results folder {folder} does not exist: give a folder a sweep wrote "
+                           f"(e.g. results/<sweep>/<stamp>)")
     if not folder.is_dir():
         raise ResultsError(f"{folder} is a file, not a results folder (give the folder a sweep wrote)")
     frames, skipped = [], []
@@ -264,9 +265,10 @@ def load(folder: str | Path, *, strict: bool = False) -> pd.DataFrame:
 
     if not frames:
         if not skipped:
-            raise ResultsError(f"no traces ({TRACE_NAME}) under {folder}")
+            raise ResultsError(f"no traces ({TRACE_NAME}) under {folder}: give a folder a sweep wrote, or run "
+                               f"python -m harness.run first")
         raise ResultsError(f"no usable traces ({TRACE_NAME}) under {folder}: {len(skipped)} skipped, the first "
-                           f"{skipped[0][0]}: {skipped[0][1]}")
+                           f"{skipped[0][0]}: {skipped[0][1]}; give a folder with traces this version writes")
     out = normalise(pd.concat(frames, ignore_index=True))
     out.attrs["skipped"] = skipped
     return out

@@ -174,7 +174,8 @@ def check_arguments(argv: list[str]) -> str | None:
             return (f"{arg}: interval() needs a sweeper that samples (e.g. Optuna's); the basic sweeper runs a list "
                     f"or a range: use e.g. {key}=8,16 or {key}=range(8,17,4)")
         if _glob(override) is not None and key not in GROUPS:
-            return f"{arg}: glob() picks configs of a group ({', '.join(GROUPS)}), not values of {key}: list them"
+            return (f"{arg}: glob() picks configs of a group ({', '.join(GROUPS)}), not values of {key}: list them "
+                    f"(e.g. {key}=16,20) or use range()")
         values = _values(override, extra or [])
         if values is None:
             continue
@@ -192,7 +193,7 @@ def check_arguments(argv: list[str]) -> str | None:
                 return reason
         elif key in DIR_KEYS:
             if not values[0]:
-                return f"{key}= needs a folder"
+                return f"{key}= needs a folder (e.g. {key}=results/mine)"
             if key == "resume" and values[0] in ("null", "None"):
                 continue
             seen_dirs.add(key)

@@ -37,7 +37,7 @@ DESCRIPTION = "Convergence-curve regression check: python -m harness.check [--up
 
 
 # --- command line -------------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> OneLineParser:
     ap = OneLineParser(prog="python -m harness.check", description=DESCRIPTION)
     ap.add_argument("--update", action="store_true", help="re-bless the baseline with this run (exit 0)")
     ap.add_argument("--baseline", default=str(BASELINE_DIR), help="baseline folder or parquet (default %(default)s)")
@@ -56,7 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timing-strict", action="store_true", help="like --timing, and a flagged move fails (exit 1)")
     ap.add_argument("--timing-factor", type=float, default=TIMING_FACTOR,
                     help="flag a ratio that moved by more than this factor either way (default %(default)s)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     # every input is checked before the sweep runs or anything is written: one line, exit 2
     refusal = _argument_error(args)
     if refusal:
@@ -70,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         refusal = None if args.update else str(exc)  # --update creates it
     except ResultsError as exc:
-        refusal = f"--baseline {args.baseline}: {exc}"
+        refusal = (f"--baseline {args.baseline}: {exc}; give the folder python -m harness.check --update wrote "
+                   f"(default {BASELINE_DIR})")
     if refusal and (not args.update or meta.get("kind") != "harness.check baseline"):
         return _refuse(refusal + ("; --update never overwrites a file that is not a baseline" if args.update else ""))
     if refusal:  # --update re-blesses a baseline that cannot be compared with (another sweep's, empty)
@@ -79,9 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             current = _read_any(args.current)
         except ResultsError as exc:
-            return _refuse(f"--current {args.current}: {exc}")
+            return _refuse(f"--current {args.current}: {exc}; give a results folder or a trace file of the ci sweep")
         if current.empty or not _jobs_of(current):
-            return _refuse(f"--current {args.current} holds no job (no repeat 0 of any problem, size and solver)")
+            return _refuse(f"--current {args.current} holds no job (no repeat 0 of any problem, size and solver): "
+                           f"give the traces of a ci sweep")
 
     from rich.console import Console
 
@@ -168,7 +174,8 @@ OWN_FILES = {"overlay.png", "deviations.csv", "current"}
 def _argument_error(args) -> str | None:
     """One line for the first bad option, or None."""
     if not (CONF / "sweep" / f"{args.sweep}.yaml").is_file():
-        return f"--sweep {args.sweep}: no such sweep (conf/sweep/{args.sweep}.yaml)"
+        valid = ", ".join(sorted(p.stem for p in (CONF / "sweep").glob("*.yaml")))
+        return f"--sweep {args.sweep}: no such sweep (conf/sweep/{args.sweep}.yaml); valid: {valid}"
     if not args.timing_factor > 1 or not math.isfinite(args.timing_factor):
         return "--timing-factor must be a finite number > 1, e.g. 2"
     if args.max_rows < 0:
