@@ -10,12 +10,17 @@ come from the file). Thread count: ``--threads`` (default 1).
 
 It lives in the harness, not beside the model, because it drives the runner: solvers
 never import the harness (the import contract in pyproject.toml).
+
+Bad input (an unknown solver config, a size below the smallest grid, a missing
+checkpoint, a bad parameter) is one line before anything runs, exit status 2;
+a solver that cannot run here (unavailable, or its setup fails) is one line,
+exit status 1.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,10 @@ CONF_SOLVER = Path(__file__).resolve().parents[1] / "conf" / "solver"
 
 PROBLEMS = ("laplace_bilinear", "laplace_harmonic", "poisson_manufactured", "laplace_obstacles")
 AT = (10, 30, 60, 100, 150, 300)
+
+
+class NotEvaluated(RuntimeError):
+    """The solver could not run here (unavailable, or its setup failed): nothing to evaluate."""
 
 
 def solver_config(solver: str = "metamizer", checkpoint: str | None = None, device: str | None = None) -> dict:
@@ -64,6 +73,8 @@ def evaluate(checkpoint: str | None = None, problems=("laplace_bilinear",), size
             s = cls(**params)
             res = run_solver(problem, s, Budget(max_iters=iters, max_seconds=600.0))
             tr = res.trace
+            if tr.empty or not (tr.iteration >= 1).any():
+                raise NotEvaluated(f"{params['name']} on {name} n={n}: {res.status}: {' '.join(res.message.split())}")
             row = {"problem": name, "n": n, "status": res.status, "solver": params["name"]}
             for k in AT:
                 if k <= iters:
@@ -100,8 +111,35 @@ def markdown(rows: list[dict]) -> str:
     return head + body
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def input_error(a) -> str | None:
+    """One line for the first bad argument (checked before anything runs), or None."""
+    from harness.validate import MIN_GRID, THREADS_MAX, solver_error
+
+    names = sorted(p.stem for p in CONF_SOLVER.glob("*.yaml"))
+    if a.solver not in names:
+        return f"--solver {a.solver}: no such solver config in conf/solver; valid: {', '.join(names)}"
+    small = [n for n in a.sizes if n < MIN_GRID]
+    if small:
+        return f"--sizes {small[0]} is below the smallest grid: use sizes >= {MIN_GRID} (e.g. --sizes 64 128)"
+    if a.iters < 1:
+        return f"--iters {a.iters} is not valid: use a positive number of iterations (e.g. --iters 300)"
+    if not 1 <= a.threads <= THREADS_MAX:
+        return f"--threads {a.threads} is not valid: use an integer in 1..{THREADS_MAX} (e.g. --threads 1)"
+    if a.checkpoint is not None and not Path(a.checkpoint).expanduser().is_file():
+        what = "is a directory" if Path(a.checkpoint).expanduser().is_dir() else "does not exist"
+        return f"checkpoint {a.checkpoint} {what}: give a checkpoint file (.safetensors, or an authors' .state)"
+    try:
+        cfg = solver_config(a.solver, a.checkpoint, a.device)
+    except Exception as exc:  # noqa: BLE001 - a config that does not compose: one line
+        return f"--solver {a.solver}: its config does not compose ({' '.join(str(exc).split())})"
+    line = solver_error(cfg, [])
+    return line.replace("solver.device=", "--device ").replace("solver.", "--solver parameter ") if line else None
+
+
+def main(argv=None) -> int:
+    from harness.arguments import OneLineParser
+
+    ap = OneLineParser(prog="python -m harness.evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", nargs="?", default=None, help="a .safetensors or an authors' .state file")
     ap.add_argument("--solver", default="metamizer", help="config in conf/solver (default: metamizer)")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: the config's)")
@@ -111,12 +149,21 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args(argv)
+    line = input_error(a)
+    if line:
+        print(f"harness.evaluate: error: {line}", file=sys.stderr)
+        return 2
     torch.set_num_threads(a.threads)
     np.seterr(all="ignore")
-    rows = evaluate(a.checkpoint, a.problems, a.sizes, a.iters, a.solver, a.device)
+    try:
+        rows = evaluate(a.checkpoint, a.problems, a.sizes, a.iters, a.solver, a.device)
+    except NotEvaluated as exc:
+        print(f"harness.evaluate: error: {exc}", file=sys.stderr)
+        return 1
     if a.markdown:
         print(markdown(rows))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

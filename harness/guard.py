@@ -12,7 +12,9 @@ Applied by ``harness.job.run_job`` (the other guard, the memory estimate, is ``h
   C code (a LAPACK call, a deadlock, a ``time.sleep``) cannot be interrupted by
   a Python exception, but it can always be killed. A child that crashes
   (segfault) or is OOM-killed is reported the same way, with the rows it
-  recorded before.
+  recorded before. A message already in the pipe when the deadline passes (a
+  repeat that finished just in time) is read before the child is killed, so
+  such a race is recorded as the repeat's result, never lost.
 
   What the isolation does to timing: the solve clock lives in the child, rows
   are written from inside ``Monitor._record`` while the solve clock is paused,
@@ -265,12 +267,12 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
     try:
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and not conn.poll(0):  # a message that came in time (a result) is read first
                 os.kill(pid, signal.SIGKILL)
                 out.kind = "timeout"
                 out.message = f"no result after {timeout_s:g} s (job_timeout_s={timeout_s:g}), killed"
                 break
-            if not conn.poll(min(remaining, tick_s)):
+            if not conn.poll(max(0.0, min(remaining, tick_s))):
                 if on_event is not None:
                     offset, newest = log.last()
                     if offset >= 0 and offset != seen:
@@ -294,7 +296,10 @@ def run_isolated(fn: Callable[[Callable[[str, Any], None]], Any], *, timeout_s: 
             if on_event is not None:
                 on_event(kind, payload)
             if kind in ack:
-                os.write(ack_w, b"1")
+                try:
+                    os.write(ack_w, b"1")
+                except BrokenPipeError:  # the child is gone (killed, crashed): its status says why
+                    pass
     except BaseException:
         os.kill(pid, signal.SIGKILL)  # Ctrl-C or an error in on_event: never leave the child running
         raise

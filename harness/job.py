@@ -24,7 +24,7 @@ from harness.guard import environment_isolated, fork_available, fork_refusal, ru
 from harness.memory import grid_shape, memory_refusal, solver_family
 from harness.monitor import Budget
 from harness.progress import RepeatBar
-from harness.results import TRACE_NAME, job_rows, trace_frame, write_trace
+from harness.results import TRACE_NAME, TraceExists, job_rows, trace_frame, write_trace
 from harness.resume import job_key, solver_label
 from harness.runner import JobResult, run_solver
 from harness.status import Status, status_words
@@ -124,7 +124,9 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     family = solver_family(solver_cfg)
     run_id = uuid.uuid4().hex[:12]
     refusal = memory_refusal(problem_cfg, solver_cfg) if cfg.get("memory_check", True) else None
-    problem = None if refusal else build_problem(cfg)
+    # Isolated, the problem is built in the child, under the first repeat's deadline (a huge obstacle problem
+    # cannot stall the sweep); ``where`` then learns the built problem's facts from the child.
+    problem = None if refusal or isolate else build_problem(cfg)
     where = _problem_fields(cfg, problem)
     fallback = {"family": family or "unknown", "backend": "unknown", "device": solver_cfg.get("device", "cpu")}
     rows, results, guards, pending = [], [], [], []
@@ -145,10 +147,10 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     elif isolate and (unsafe := fork_refusal()):
         record(0, JobResult(Status.ERROR, unsafe), {}, {"outcome": "refused"})
     elif isolate:
-        child = _run_isolated(cfg, problem, budget, timeout, label, repeats, record)
+        child = _run_isolated(cfg, where, budget, timeout, label, repeats, record)
     else:
         for repeat in range(repeats):
-            progress = _progress(cfg, label, problem, budget)
+            progress = _progress(cfg, label, where, budget)
             try:
                 result, info = _attempt(cfg, problem, budget, progress, None)
             finally:
@@ -168,7 +170,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         log.info(line)
     meta = {
         "run_id": run_id,
-        "job_key": job_key(OmegaConf.to_container(cfg, resolve=True), overrides),
+        "job_key": job_key(OmegaConf.to_container(cfg, resolve=True)),
         "date": now(),
         **environment_isolated(isolate),
         "threads": threads,
@@ -182,7 +184,14 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         "timing_check": [r.timing_check for r in results],
         "guard": {"isolated": isolate, "job_timeout_s": timeout, "repeats": guards, **child},
     }
-    return write_trace(pd.concat(rows, ignore_index=True), Path(out_dir) / TRACE_NAME, meta)
+    trace = pd.concat(rows, ignore_index=True)
+    try:
+        return write_trace(trace, Path(out_dir) / TRACE_NAME, meta)
+    except TraceExists as exc:  # another run wrote there meanwhile: keep both, replace nothing
+        beside = Path(out_dir) / f"again-{run_id}" / TRACE_NAME
+        log.warning(f"{label}: {exc.filename} appeared while this job ran (another run wrote it): not replaced; "
+                    f"this job's trace is {beside}")
+        return write_trace(trace, beside, meta)
 
 
 def repeat_limit(cfg: DictConfig) -> float | None:
@@ -199,11 +208,20 @@ def repeat_limit(cfg: DictConfig) -> float | None:
     return value
 
 
+MAX_DEFAULT_TIMEOUT_S = 24 * 3600.0  # a default deadline is finite and at most a day, whatever the budget
+
+
 def job_timeout(cfg: DictConfig, budget: Budget) -> float:
-    """``job_timeout_s``, or by default 10 x the solve budget (setup, re-run strategy, timing check) + 60 s."""
+    """``job_timeout_s``, or by default 10 x the solve budget (setup, re-run strategy, timing check) + 60 s,
+    at most ``MAX_DEFAULT_TIMEOUT_S`` (said once in the log when it caps the default)."""
     value = cfg.get("job_timeout_s")
     if value is None:
-        return 10.0 * float(budget.max_seconds) + 60.0
+        default = 10.0 * float(budget.max_seconds) + 60.0
+        if not default <= MAX_DEFAULT_TIMEOUT_S:
+            log.info(f"note: the default deadline 10 x budget.max_seconds + 60 s is capped at "
+                     f"{MAX_DEFAULT_TIMEOUT_S:g} s per repeat; set job_timeout_s to choose another")
+            return MAX_DEFAULT_TIMEOUT_S
+        return default
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -234,28 +252,42 @@ def _attempt(cfg: DictConfig, problem: Problem, budget: Budget, progress, emit):
     return result, info
 
 
-def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict[str, Any]:
+def _run_isolated(cfg, where, budget, timeout, label, repeats, record) -> dict[str, Any]:
     """All repeats in one forked child (so repeats after the first are warm, as in one process),
-    each under its own ``timeout``; ``record`` is called as each repeat ends. A repeat that hangs
-    or crashes ends the child: it is recorded with its partial trace, later repeats are not run."""
+    each under its own ``timeout``; ``record`` is called as each repeat ends. The child builds the
+    problem first, inside repeat 0's deadline, and sends its facts (``where`` is updated). A repeat
+    that hangs or crashes ends the child: it is recorded with its partial trace, later repeats are
+    not run. A child that ends badly after its last repeat was recorded (a deadline that passed as
+    the result came in) keeps every recorded repeat."""
 
     def child(emit):
+        emit("repeat", 0)
+        try:
+            problem = build_problem(cfg)
+        except Exception as exc:  # noqa: BLE001 - recorded as the job's error, the sweep goes on
+            emit("result", (JobResult(Status.ERROR, f"building the problem failed: {type(exc).__name__}: {exc}"), {}))
+            return
+        emit("problem", _problem_fields(cfg, problem))
         for repeat in range(repeats):
-            emit("repeat", repeat)
+            if repeat:
+                emit("repeat", repeat)
             result, info = _attempt(cfg, problem, budget, None, emit)
             emit("result", (result, info))
             if not more_repeats(result, repeat_limit(cfg)):
                 break
 
-    state: dict[str, Any] = {"repeat": None}
+    state: dict[str, Any] = {"repeat": None, "built": False}
 
     def on_event(kind, payload):
         if kind == "repeat":
             state.update(repeat=payload, setup_s=float("nan"), info={}, t0=time.monotonic(),
-                         progress=_progress(cfg, label, problem, budget))
+                         progress=_progress(cfg, label, where, budget))
             return
         progress = state["progress"]
-        if kind == "row":  # the newest checkpoint, every half second (rows travel in shared memory)
+        if kind == "problem":
+            where.update(payload)
+            state["built"] = True
+        elif kind == "row":  # the newest checkpoint, every half second (rows travel in shared memory)
             if progress is not None:
                 progress.checkpoint(int(payload["iteration"]), float(payload["time_s"]), float(payload["msr"]))
         elif kind == "setup":
@@ -277,22 +309,25 @@ def _run_isolated(cfg, problem, budget, timeout, label, repeats, record) -> dict
     finally:
         if state["repeat"] is not None:
             _close(state["progress"])
+    status = Status.TIMEOUT if out.kind == "timeout" else Status.ERROR
     if out.kind != "done" and state["repeat"] is not None:  # the repeat in progress hung or crashed
         rows, info = [row for kind, row in out.tail if kind == "row"], state["info"]
-        if math.isnan(state["setup_s"]):
+        if not state["built"]:
+            phase = "while building the problem"
+        elif math.isnan(state["setup_s"]):
             phase = "during setup" if info else "before the solver was built"
         elif rows:
             phase = f"during the solve; partial trace up to iteration {int(rows[-1]['iteration'])}"
         else:
             phase = "during the solve, before its first checkpoint"
-        status = Status.TIMEOUT if out.kind == "timeout" else Status.ERROR
         result = JobResult(status, f"{out.message} {phase}", setup_s=state["setup_s"],
                            strategy=info.get("strategy", "callback"), trace=trace_frame(rows))
         record(state["repeat"], result, info,
                {"outcome": out.kind, "wall_s": round(time.monotonic() - state["t0"], 4)})
-    elif out.kind != "done":  # failed outside any repeat: a harness bug, say so
-        raise RuntimeError(f"solver process failed outside a repeat: {out.message}")
-    return {"child_wall_s": round(out.wall_s, 4), "child_maxrss_mib": out.maxrss_mib}
+    elif out.kind != "done":  # between repeats, after the last recorded one: what was recorded stands
+        log.warning(f"{label}: the solver process ended badly after its last recorded repeat ({out.message}); "
+                    f"the recorded repeats are kept")
+    return {"child_wall_s": round(out.wall_s, 4), "child_maxrss_mib": out.maxrss_mib, "child_outcome": out.kind}
 
 
 def _close(progress) -> None:
@@ -300,11 +335,11 @@ def _close(progress) -> None:
         progress.close()
 
 
-def _progress(cfg, label, problem, budget):
+def _progress(cfg, label, where, budget):
     """A repeat's bar (``harness.progress.RepeatBar``: none when the output is not a terminal)."""
     if not cfg.get("progress", True):
         return None
-    return RepeatBar(f"{label} n={problem.shape[0]}", budget)
+    return RepeatBar(f"{label} n={where['n']}", budget)
 
 
 def one_line(message: str | None) -> str | None:
@@ -313,16 +348,17 @@ def one_line(message: str | None) -> str | None:
 
 
 def _problem_fields(cfg: DictConfig, problem: Problem | None) -> dict[str, Any]:
-    """Where a job ran, from the problem, or from the config when it was never built."""
+    """Where a job ran, from the problem, or from the config when it was never built. ``n`` is the size of a
+    square grid; a grid set by ``problem.h`` and ``problem.w`` records its rows as ``n`` (never a ``problem.n``
+    that did not shape it), and the report names such a grid by its shape."""
+    shape = problem.shape if problem is not None else grid_shape(OmegaConf.to_container(cfg.problem, resolve=True))
+    h, w = shape or (None, None)
     n = cfg.problem.get("n")
+    n = int(n) if n is not None and (h, w) == (n, n) else h
     if problem is not None:
-        h, w = problem.shape
-        return {"problem": problem.name, "n": int(n) if n is not None else h, "h": h, "w": w,
+        return {"problem": problem.name, "n": n, "h": h, "w": w,
                 "n_unknowns": problem.n_interior, "exact_kind": problem.exact_kind}
-    shape = grid_shape(OmegaConf.to_container(cfg.problem, resolve=True)) or (None, None)
-    h, w = shape
-    return {"problem": str(cfg.problem.name), "n": int(n) if n is not None else h, "h": h, "w": w,
-            "n_unknowns": None, "exact_kind": None}
+    return {"problem": str(cfg.problem.name), "n": n, "h": h, "w": w, "n_unknowns": None, "exact_kind": None}
 
 
 def _repeat_line(label: str, where: dict, repeat: int, r: JobResult, target_set: bool) -> str:

@@ -10,6 +10,12 @@ lock left by a killed run is stale by construction: the next run takes it over
 a no-op, a lock whose recorded PID is alive on this host with the same process
 start time is treated as held even if the flock was granted.
 
+A lock covers its whole folder: a run is also refused when a live run owns a
+folder above its own (a single job pointed into a running sweep's job folder)
+or below it (a sweep into a folder where a job is running), so whichever keys
+put Hydra there (``hydra.sweep.dir``, ``hydra.sweep.subdir``, ``hydra.run.dir``,
+``resume=``), no two runs write into one tree at once.
+
 On release the lock file is removed, and so are the folders ``acquire``
 created if nothing else was put in them (a refused or failed run leaves no
 trace).
@@ -94,6 +100,13 @@ class FolderLock:
             self.stale = previous or None
             self._write(fd)
             self.fd = fd
+            nested = self._nested_owner()
+            if nested is not None:
+                where, owner = nested
+                self.release()
+                relation = "is inside" if where in self.folder.parents else "holds"
+                raise FolderBusy(f"{self.folder} {relation} {where}, which another run is using ({describe(owner)}); "
+                                 f"wait for it to finish, or use another folder")
             return self
         raise FolderBusy(f"{self.folder}: could not take its lock (it keeps being replaced)")
 
@@ -130,6 +143,38 @@ class FolderLock:
             p = p.parent
         self.folder.mkdir(parents=True, exist_ok=True)
         self.created = list(reversed(missing))  # outermost first
+
+    def _nested_owner(self) -> tuple[Path, dict] | None:
+        """(folder, owner) of a live run that owns a folder above or below this one, or None."""
+        for parent in self.folder.parents:
+            owner = self._live(parent / LOCK_NAME)
+            if owner is not None:
+                return parent, owner
+        for root, dirs, files in os.walk(self.folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # .hydra, .git, .venv: no results there
+            if LOCK_NAME in files and Path(root) != self.folder:
+                owner = self._live(Path(root) / LOCK_NAME)
+                if owner is not None:
+                    return Path(root), owner
+        return None
+
+    @classmethod
+    def _live(cls, path: Path) -> dict | None:
+        """The owner recorded in the lock file ``path`` if a live run holds it, else None."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return cls._read(fd) or {}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            owner = cls._read(fd)
+            return owner if owner and cls._held_elsewhere(owner) else None  # flock may be a no-op here
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _read(fd: int) -> dict:

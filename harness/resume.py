@@ -1,13 +1,12 @@
 """Resuming a sweep: which jobs of a sweep folder are already complete.
 
-A job is identified by its *content*, not by its Hydra job number: the
-problem (name, n/h/w and generator parameters), the solver (class, label and
-every parameter), the budget, the number of repeats, the seed, the thread
-count and whether the solve was warmed up. ``job_key`` hashes that; ``harness.job.run_job`` stores the key in each
-trace's metadata, and the key can also be recomputed from the full config and
-command-line overrides every trace stores (so traces written before keys
-existed resume too). A narrowed, widened or reordered sweep therefore resumes
-correctly: ``python -m harness.run +sweep=NAME resume=results/NAME/<stamp>``.
+A job is identified by its *content*, not by its Hydra job number: its identity
+(``harness.identity``: the problem and its real grid, the solver and every
+parameter, the budget, the repeats, the seed, the threads, the warm-up), hashed.
+``harness.job.run_job`` stores the key in each trace's metadata, and the key is
+recomputed from the full config every trace stores (so traces written before
+keys existed resume too). A narrowed, widened or reordered sweep therefore
+resumes correctly: ``python -m harness.run +sweep=NAME resume=results/NAME/<stamp>``.
 
 A trace file exists only once its job finished (it is written atomically at
 the very end of the job), so "complete" is simply "a readable trace.parquet
@@ -17,15 +16,12 @@ file, which nothing reads.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from harness import identity
 from harness.results import read_metadata, trace_files
-
-KEY_VERSION = 2  # 2: the measurement changed (warm-up, assembly in every setup): never resume into older traces
 
 
 def solver_label(name: str, overrides: list[str] | tuple[str, ...]) -> str:
@@ -34,47 +30,16 @@ def solver_label(name: str, overrides: list[str] | tuple[str, ...]) -> str:
     return f"{name}({','.join(sorted(extra))})" if extra else name
 
 
-def _canonical(v: Any) -> Any:
-    """Numbers as floats (5 and 5.0 are the same budget), containers recursively."""
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, dict):
-        return {str(k): _canonical(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_canonical(x) for x in v]
-    return str(v)
-
-
-def job_spec(config: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """What makes two jobs the same job, from a resolved config (a plain dict)."""
-    solver = dict(config["solver"])
-    return _canonical({
-        "key_version": KEY_VERSION,
-        "problem": config["problem"],
-        "solver": solver,
-        "label": solver_label(str(solver.get("name")), list(overrides)),
-        "budget": config["budget"],
-        "repeats": config.get("repeats", 1),
-        "seed": config.get("seed", 0),
-        "threads": config.get("threads"),
-        "warmup": config.get("warmup", True),
-        "repeat_solve_under_s": config.get("repeat_solve_under_s"),
-    })
-
-
-def job_key(config: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> str:
-    blob = json.dumps(job_spec(config, overrides), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+def job_key(config: dict[str, Any]) -> str:
+    """The key of a job's identity, from its resolved config (a plain dict)."""
+    return identity.config_key(config)
 
 
 def key_from_metadata(meta: dict[str, Any]) -> str | None:
     """The job key of a trace: recomputed from its stored config when possible."""
-    config = meta.get("config")
-    if isinstance(config, dict) and {"problem", "solver", "budget"} <= set(config):
+    if identity.has_config(meta):
         try:
-            return job_key(config, meta.get("overrides") or [])
+            return job_key(meta["config"])
         except (KeyError, TypeError, ValueError):
             pass
     return meta.get("job_key")
@@ -103,4 +68,4 @@ def find_complete(folder: str | Path, key: str) -> Path | None:
     return _index(str(Path(folder).resolve())).get(key)
 
 
-__all__ = ["complete_jobs", "find_complete", "job_key", "job_spec", "key_from_metadata", "solver_label"]
+__all__ = ["complete_jobs", "find_complete", "job_key", "key_from_metadata", "solver_label"]

@@ -1,21 +1,33 @@
 """Entry point: ``python -m harness.run [overrides]`` (one job) or ``+sweep=NAME`` (a sweep).
-Over 300 lines: the command line's contract (argument checks, output folder, locking, resume) in one place.
+Over 300 lines: the command line's contract (argument checks, output folder, locking, resume, exit status)
+in one place.
 
-Before Hydra starts: the override grammar, group names and results folders
+Before Hydra starts: the override grammar, group names (``glob()`` expanded), sweep
+syntax the basic sweeper cannot run (``interval()``) and results folders
 (``check_arguments``), then every value of every job the command will run
 (``check_values``: each composed config through ``harness.validate``), so a
 mistake costs one line naming the key, the value and the fix, and writes
 nothing. Then the output folder is claimed (``harness.lock``): one run at a
-time per sweep or run folder, a sweep never into a folder that already holds
-another sweep (use ``resume=`` to add to it), a single job never into a folder
-that holds a trace. ``resume=<sweep folder>`` re-runs a sweep into that folder,
-skipping the jobs it already holds (``harness.resume``). SIGTERM and SIGHUP
-stop a sweep like Ctrl-C: the finished jobs are kept and the resume command is
-printed.
+time per folder, nested ones included; a sweep never into a folder that
+already holds another sweep (use ``resume=`` to add to it), a single job never
+into a folder that holds a trace, a ``hydra.sweep.subdir`` never outside the
+sweep folder. ``resume=<sweep folder>`` re-runs a sweep into that folder,
+skipping the jobs it already holds (``harness.resume``), new jobs into fresh
+subfolders, the earlier ``multirun.yaml`` kept as ``multirun.<k>.yaml``. Hydra's
+``.hydra/`` files never replace another run's (``fresh_subdir``). SIGTERM and
+SIGHUP stop a sweep like Ctrl-C, and so does a full disk: the finished jobs
+are kept and the resume command is printed.
+
+Exit status: 0 when every job ran (or was already complete) and none failed;
+1 when a job ended ``error``, ``timeout`` or ``unavailable``, a sweep ran no
+job, or results could not be written (one line says which and how many); 2
+for bad input, refused before anything was written; 130 (Ctrl-C, SIGHUP) or
+143 (SIGTERM) when stopped from outside.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -41,6 +53,31 @@ log = logging.getLogger("harness")
 RESUMED_SUBDIR = "${problem.name}_n${problem.n}/${solver.name}/resumed-STAMP-${hydra.job.num}"
 RESUMED_RUN_DIR = "${problem.name}_n${problem.n}/${solver.name}/resumed-STAMP"
 DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "resume")
+SUBDIR_KEYS = ("hydra.sweep.subdir", "hydra.output_subdir")  # paths inside a folder: never outside it
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+_FRESH: dict[tuple[str, str], str] = {}  # (name, job folder) -> the subfolder chosen, the same at every lookup
+
+
+def fresh_subdir(name: str, output_dir: str) -> str:
+    """Hydra's ``hydra.output_subdir`` for a job: ``name`` (.hydra), or ``name-<stamp>`` if the job's folder
+    already has one (an earlier job's config files are never replaced). Decided once per job folder: a later
+    lookup (``_main`` cleaning up after a skipped job) gets the same answer."""
+    key = (name, str(output_dir))
+    if key not in _FRESH:
+        taken = (Path(output_dir) / name).exists()
+        _FRESH[key] = f"{name}-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S-%f')}" if taken else name
+    return _FRESH[key]
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("harness_fresh_subdir", fresh_subdir, replace=True)
+
+
+_register_resolvers()
 
 
 def choices(group: str, extra: list[Path] = ()) -> list[str]:
@@ -78,10 +115,21 @@ def _parse(arg: str):
                       f"(e.g. problem.n=64,128); see python -m harness.run --help")
 
 
-def _values(override) -> list[str] | None:
-    """The string value(s) of an override (every value of a discrete sweep); None when not listable."""
+def _glob(override):
+    """The ``glob()`` of a sweep override, or None."""
+    from hydra.core.override_parser.types import Glob
+
+    value = override.value() if override.is_sweep_override() else None
+    return value if isinstance(value, Glob) else None
+
+
+def _values(override, extra: list[Path] = ()) -> list[str] | None:
+    """The string value(s) of an override (every value of a discrete sweep, the configs a ``glob()`` picks);
+    None when not listable."""
     if override.is_delete():
         return None
+    if (pattern := _glob(override)) is not None:
+        return pattern.filter(choices(override.key_or_group.lstrip("+~"), extra))
     if override.is_sweep_override():
         return list(override.sweep_string_iterator()) if override.is_discrete_sweep() else None
     return [override.get_value_element_as_str()]
@@ -96,6 +144,8 @@ def _unwritable(key: str, value: str) -> str | None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if key == "resume":
+        if target.is_file():
+            return f"resume={value} is a file, not a sweep folder: give the folder a sweep wrote (results/<sweep>/<t>)"
         if not target.is_dir():
             return f"resume={value}: no such sweep folder (give the folder a sweep wrote, e.g. results/<sweep>/<stamp>)"
         probe = target
@@ -112,6 +162,7 @@ def check_arguments(argv: list[str]) -> str | None:
     """One line describing the first bad command-line value, or None."""
     seen_dirs = set()
     extra = search_dirs(argv)
+    info = any(a in INFO_FLAGS or a.startswith("--cfg") for a in argv)  # Hydra only prints: nothing runs
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue  # Hydra flags (--help, -m, --cfg job); Hydra reports its own
@@ -119,18 +170,30 @@ def check_arguments(argv: list[str]) -> str | None:
         if error:
             return error
         key = override.key_or_group.lstrip("+~")
-        values = _values(override)
+        if override.is_interval_sweep() and not info:
+            return (f"{arg}: interval() needs a sweeper that samples (e.g. Optuna's); the basic sweeper runs a list "
+                    f"or a range: use e.g. {key}=8,16 or {key}=range(8,17,4)")
+        if _glob(override) is not None and key not in GROUPS:
+            return (f"{arg}: glob() picks configs of a group ({', '.join(GROUPS)}), not values of {key}: list them "
+                    f"(e.g. {key}=16,20) or use range()")
+        values = _values(override, extra or [])
         if values is None:
             continue
+        if _glob(override) is not None and not values:
+            return f"{arg} matches no {key}; valid: {', '.join(choices(key, extra or []))}"
         if key in ("solver", "problem", "sweep") and extra is not None:
             valid = choices(key, extra)
             for v in values:
                 if v not in valid:
                     what = f"{key}= needs a value" if v == "" else f"unknown {key} {v!r}"
                     return f"{what}; valid: {', '.join(valid)}"
+        elif key in SUBDIR_KEYS:
+            reason = _leaves_folder(key, arg.split("=", 1)[1])
+            if reason:
+                return reason
         elif key in DIR_KEYS:
             if not values[0]:
-                return f"{key}= needs a folder"
+                return f"{key}= needs a folder (e.g. {key}=results/mine)"
             if key == "resume" and values[0] in ("null", "None"):
                 continue
             seen_dirs.add(key)
@@ -139,6 +202,16 @@ def check_arguments(argv: list[str]) -> str | None:
                 return reason
     if not seen_dirs & {"hydra.run.dir", "hydra.sweep.dir", "resume"}:
         return _unwritable("results folder", "results")
+    return None
+
+
+def _leaves_folder(key: str, value: str) -> str | None:
+    """Why a subfolder setting would write outside its folder (absolute, or climbing with ..), or None."""
+    if value in ("null", "None", ""):
+        return None
+    if value.startswith(("/", "~")) or ".." in Path(value.replace("\\", "/")).parts:
+        example = "hydra.sweep.subdir=${hydra.job.num}" if key == "hydra.sweep.subdir" else f"{key}=.hydra"
+        return f"{key}={value} leaves its folder: give a path inside it, without .. (e.g. {example})"
     return None
 
 
@@ -160,10 +233,12 @@ def _hydra_error_line(exc: Exception) -> str:
     return lines[0]
 
 
-def _typed_values(override) -> list:
+def _typed_values(override, extra: list[Path] = ()) -> list:
     """The typed value(s) of an override: every value of a discrete sweep, one otherwise."""
     from hydra.core.override_parser.types import Transformer
 
+    if (pattern := _glob(override)) is not None:
+        return pattern.filter(choices(override.key_or_group.lstrip("+~"), extra))
     if override.is_sweep_override():
         return list(override.sweep_iterator(transformer=Transformer.identity)) if override.is_discrete_sweep() else []
     return [override.value()]
@@ -206,6 +281,7 @@ def job_variants(argv: list[str], sweep_params: dict[str, str] | None = None) ->
     depend on each other (a solver and its ``solver.*`` parameters; a problem and ``problem.*``)
     vary together, other keys one at a time. Each list composes to one job's config."""
     entries: dict[str, tuple[str, list]] = {}  # key -> (prefix, values), in command order
+    extra = search_dirs(argv) or []
     for arg in [f"{k}={v}" for k, v in (sweep_params or {}).items()] + [
             a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]:
         override, error = _parse(arg)
@@ -214,7 +290,7 @@ def job_variants(argv: list[str], sweep_params: dict[str, str] | None = None) ->
         if override.is_delete():
             entries[override.get_key_element()] = ("", [arg])
             continue
-        values = _typed_values(override)
+        values = _typed_values(override, extra)
         if not values:
             continue  # a range or interval sweep of floats: Hydra's sweeper refuses it itself
         key = override.key_or_group
@@ -297,21 +373,33 @@ def plan_output(argv: list[str], cfg=None) -> tuple[Path | None, list[str], str 
     folder locked is the folder written. A sweep goes to a folder that holds no other
     sweep (or to ``resume=``'s folder), each job to its own subfolder; a single job to a
     folder without a trace."""
-    from hydra import compose, initialize_config_dir
-    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     try:
-        if cfg is None or "hydra" not in cfg:  # cli() passes the config _check_values composed
-            with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="run"):
-                cfg = compose("config", overrides=job_variants(argv, sweeper_params(argv))[0],
-                              return_hydra_config=True)
-        multirun = "-m" in argv or "--multirun" in argv or cfg.hydra.mode == RunMode.MULTIRUN
+        cfg = with_hydra(argv, cfg)
+        multirun = is_multirun(argv, cfg)
         given = {a.split("=", 1)[0] for a in argv if "=" in a}
+        sweeping = [a for a in argv if "=" in a and not a.startswith("-") and (o := _parse(a)[0]) is not None
+                    and o.is_sweep_override()]
+        if sweeping and not multirun:
+            return None, [], (f"{sweeping[0]} is a sweep: add -m (python -m harness.run -m ...) or name a sweep preset "
+                              f"(+sweep=NAME)")
+        hydra_cfg = OmegaConf.to_container(cfg.hydra, resolve=False)
+        for key, value in (("hydra.sweep.subdir", hydra_cfg["sweep"].get("subdir") if multirun else None),
+                           ("hydra.output_subdir", hydra_cfg.get("output_subdir"))):
+            reason = _leaves_folder(key, str(value)) if value is not None else None
+            if reason:
+                return None, [], reason
         if cfg.get("resume"):
-            return Path(str(cfg.resume)).expanduser().resolve(), [], None
+            folder = Path(str(cfg.resume)).expanduser().resolve()
+            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+            target = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)).expanduser().resolve()
+            if target != folder and folder not in target.parents:
+                return folder, [], (f"{key}={target} is not inside resume={folder}: a resumed run writes only into "
+                                    f"the folder it resumes; drop {key}")
+            return folder, [], None
         if multirun:
-            subdir = str(OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir"))
+            subdir = str(hydra_cfg["sweep"].get("subdir"))
             folder = Path(str(cfg.hydra.sweep.dir)).expanduser().absolute()
             if not any(part in subdir for part in PER_JOB):
                 return folder, [], (f"hydra.sweep.subdir={subdir} has no ${{hydra.job.num}}: every job of the sweep "
@@ -330,6 +418,24 @@ def plan_output(argv: list[str], cfg=None) -> tuple[Path | None, list[str], str 
         return folder, pin, None
     except Exception as exc:  # noqa: BLE001 - e.g. an output folder that does not resolve
         return None, [], _hydra_error_line(exc)
+
+
+def with_hydra(argv: list[str], cfg=None):
+    """The first job's config with its hydra section (``cfg`` itself when it has one: cli() passes the config
+    ``_check_values`` composed)."""
+    from hydra import compose, initialize_config_dir
+
+    if cfg is None or "hydra" not in cfg:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="run"):
+            cfg = compose("config", overrides=job_variants(argv, sweeper_params(argv))[0], return_hydra_config=True)
+    return cfg
+
+
+def is_multirun(argv: list[str], cfg) -> bool:
+    """Whether the command runs a sweep: -m, or a sweep preset that sets Hydra's mode."""
+    from hydra.types import RunMode
+
+    return "-m" in argv or "--multirun" in argv or cfg.hydra.mode == RunMode.MULTIRUN
 
 
 def _holds_sweep(folder: Path) -> str | None:
@@ -359,19 +465,27 @@ def resume_arguments(argv: list[str]) -> list[str]:
         extra.append(f"hydra.sweep.dir='{folder}'")
     if "hydra.sweep.subdir" not in given:
         extra.append(f"hydra.sweep.subdir={RESUMED_SUBDIR.replace('STAMP', stamp)}")
+    else:  # the user's layout, under a fresh folder: never into the folder of a job the sweep already holds
+        argv = [f"hydra.sweep.subdir=resumed-{stamp}/{a.split('=', 1)[1]}" if a.split("=", 1)[0] == "hydra.sweep.subdir"
+                else a for a in argv]
     if "hydra.run.dir" not in given:
         extra.append(f"hydra.run.dir='{folder}/{RESUMED_RUN_DIR.replace('STAMP', stamp)}'")
     return argv + extra
 
 
-def remove_job_folder(out_dir: Path) -> None:
-    """Remove a job folder that holds only what Hydra put there (.hydra/, run.log), and empty parents
-    inside results/. Never touches a folder with anything else in it. (This run's own lock file is
-    removed, with the folders it created, when the lock is released.)"""
+def remove_job_folder(out_dir: Path, own: str | None = ".hydra") -> None:
+    """Remove what this job's Hydra put in its folder (``own``: its .hydra subfolder, and run.log) and the
+    folder with its empty parents inside results/, when nothing else is there. Never touches anything else: a
+    folder that also holds another job's files keeps them (and its run.log, which both jobs wrote). (This
+    run's own lock file is removed, with the folders it created, when the lock is released.)"""
     out_dir = Path(out_dir)
-    if not out_dir.is_dir() or any(p.name not in (".hydra", "run.log", LOCK_NAME) for p in out_dir.iterdir()):
+    if not out_dir.is_dir():
         return
-    shutil.rmtree(out_dir / ".hydra", ignore_errors=True)
+    mine = {own, "run.log", LOCK_NAME} - {None}
+    if own:
+        shutil.rmtree(out_dir / own, ignore_errors=True)
+    if any(p.name not in mine for p in out_dir.iterdir()):
+        return
     (out_dir / "run.log").unlink(missing_ok=True)
     root = (Path.cwd() / "results").resolve()
     folder = out_dir.resolve()
@@ -385,12 +499,27 @@ def remove_job_folder(out_dir: Path) -> None:
         pass
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (kill, scancel, a closed terminal): stop like Ctrl-C."""
+
+    code = 130
+
+    def __init__(self, why: str, code: int = 130):
+        super().__init__(why)
+        self.code = code
+
+
+class DiskFull(Stopped):
+    """Results cannot be written (no space left, quota): stop the sweep like Ctrl-C, finished jobs kept."""
+
+
 def _main(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from harness.job import ConfigError, JobNotRun, run_job
+    from harness import outcome
+    from harness.job import ConfigError, JobNotRun, one_line, run_job
     from harness.results import TRACE_NAME
     from harness.resume import find_complete, job_key, solver_label
     from problems import ProblemError
@@ -399,34 +528,47 @@ def _main(cfg) -> None:
     single = hc.mode != RunMode.MULTIRUN
     out_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
+    label = solver_label(str(cfg.solver.name), overrides)
+    own = str(hc.output_subdir) if hc.output_subdir is not None else None
 
-    def fail(message: str) -> None:
-        message = " ".join(str(message).split())
+    def fail(message: str, code: int = 2) -> None:
+        message = one_line(str(message))
         if single:  # one line on stderr, nothing left behind, non-zero exit
             print(f"error: {message}", file=sys.stderr)
-            remove_job_folder(out_dir)
-            sys.exit(2)
+            remove_job_folder(out_dir, own)
+            sys.exit(code)
+        outcome.record(outcome.FAILED, out_dir, "error", message)
         log.error(f"error: {message}")  # a sweep records it and goes on
 
     if cfg.get("resume"):
-        key = job_key(OmegaConf.to_container(cfg, resolve=True), overrides)
+        key = job_key(OmegaConf.to_container(cfg, resolve=True))
         done = find_complete(cfg.resume, key)
         if done is not None:
-            label = solver_label(str(cfg.solver.name), overrides)
             log.info(f"{label:>14s} {cfg.problem.name} n={cfg.problem.n}  complete in {done.parent} (resume: skipped)")
-            remove_job_folder(out_dir)
+            outcome.record(outcome.SKIPPED, done.parent)
+            remove_job_folder(out_dir, own)
             return
     if (out_dir / TRACE_NAME).exists():  # cli() refuses such folders; this guards any other way in
         fail(f"{out_dir} already holds another job's trace: not overwritten (give each job its own folder)")
         return
     try:
-        run_job(cfg, out_dir, overrides, write_unstarted=not single)
-    except JobNotRun as exc:
+        trace = run_job(cfg, out_dir, overrides, write_unstarted=not single)
+    except (JobNotRun, ProblemError, ConfigError) as exc:
         fail(str(exc))
-    except (ProblemError, ConfigError) as exc:
-        fail(str(exc))
+        return
     except OSError as exc:
-        fail(f"cannot write results to {out_dir}: {exc.strerror or exc}")
+        why = f"cannot write results to {out_dir}: {exc.strerror or exc}"
+        if exc.errno in DISK_FULL and not single:
+            raise DiskFull(why, code=1) from None
+        fail(why, code=1)
+        return
+    faults = outcome.job_faults(trace)
+    if faults and single:
+        status, message = faults[0]
+        print(f"error: {label} on {cfg.problem.name} ended {status}: {one_line(message)} (its trace is kept: "
+              f"{trace})", file=sys.stderr)
+        sys.exit(1)
+    outcome.record(outcome.FAILED if faults else outcome.RAN, trace.parent, *(faults[0] if faults else ()))
 
 
 def main() -> None:
@@ -435,15 +577,13 @@ def main() -> None:
     hydra.main(config_path="../conf", config_name="config", version_base="1.3")(_main)()
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (kill, scancel, a closed terminal): stop like Ctrl-C."""
-
-
 def _stop_on(sig, frame) -> None:
-    raise Stopped(f"stopped by {signal.Signals(sig).name}")
+    raise Stopped(f"stopped by {signal.Signals(sig).name}", 128 + sig if sig == signal.SIGTERM else 130)
 
 
 def cli() -> None:
+    from harness import outcome
+
     argv = sys.argv[1:]
     problem = check_arguments(argv)
     if problem:
@@ -456,9 +596,14 @@ def cli() -> None:
         sys.argv = [sys.argv[0], *argv]
         main()
         return
-    folder, pin, problem = plan_output(argv, first if argv == sys.argv[1:] else None)
+    try:
+        cfg = with_hydra(argv, first if argv == sys.argv[1:] else None)
+    except Exception as exc:  # noqa: BLE001 - whatever Hydra says, as one line
+        _refuse(_hydra_error_line(exc))
+    folder, pin, problem = plan_output(argv, cfg)
     if folder is None:
         _refuse(problem)
+    multirun = is_multirun(argv, cfg)
     lock = FolderLock(folder)
     try:
         lock.acquire()
@@ -471,20 +616,45 @@ def cli() -> None:
         print(f"note: took over the lock of a run that is gone ({describe(lock.stale)})", file=sys.stderr)
     previous = {sig: signal.signal(sig, _stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
     sys.argv = [sys.argv[0], *argv, *pin]
-    code = 0
+    code, line = 0, None
+    ledger = outcome.start_ledger(folder) if multirun else None
+    if multirun:
+        keep_sweep_record(folder)
     try:
         main()
-    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM/SIGHUP, or a solver process stopped from outside
+        if ledger is not None:
+            code, line = outcome.summarise(ledger, folder)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM/SIGHUP, a full disk, or a solver process stopped from outside
         why = str(exc) or "interrupted"
-        print(f"stopped: {why}. Finished jobs are kept; to run the rest, repeat the command with "
-              f"resume={folder}", file=sys.stderr)
-        code = 128 + signal.SIGTERM if isinstance(exc, Stopped) and "SIGTERM" in why else 130
+        free = "free some space and " if isinstance(exc, DiskFull) else ""
+        line = (f"stopped: {why}. Finished jobs are kept; to run the rest, {free}repeat the command with "
+                f"resume={folder}")
+        code = exc.code if isinstance(exc, Stopped) else 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if ledger is not None:
+            ledger.unlink(missing_ok=True)
         lock.release()
+    if line:
+        print(line, file=sys.stderr)
     if code:
         sys.exit(code)
+
+
+def keep_sweep_record(folder: Path) -> None:
+    """A resumed sweep keeps the earlier commands: ``multirun.yaml`` (which Hydra rewrites at every sweep
+    start) is moved to the first free ``multirun.<k>.yaml`` (k = 1 the first command), never overwritten."""
+    current = folder / "multirun.yaml"
+    if not current.exists():
+        return
+    for k in itertools.count(1):
+        try:
+            os.link(current, folder / f"multirun.{k}.yaml")
+            break
+        except FileExistsError:
+            continue
+    current.unlink()
 
 
 def _refuse(line: str) -> None:

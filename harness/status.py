@@ -67,6 +67,8 @@ STATUSES = tuple(s.value for s in Status)
 ENDED = (Status.TARGET, Status.BUDGET, Status.STALLED)  # ran until the budget, the target or the solver ended it
 FAILED = (Status.DIVERGED, Status.TIMEOUT, Status.ERROR, Status.UNAVAILABLE)
 BROKE = (Status.DIVERGED, Status.ERROR, Status.TIMEOUT)  # failed after it started: its partial curve is marked
+# The job did not measure what it was asked to (a diverging solver did: that is its result): a non-zero exit.
+FAULTS = (Status.ERROR, Status.TIMEOUT, Status.UNAVAILABLE)
 
 
 def normalise(value: str) -> str:
@@ -93,5 +95,5 @@ def status_words(summary: str, target_set: bool = False) -> str:
     return ", ".join(dict.fromkeys(out))
 
 
-__all__ = ["ABOVE_TARGET", "BROKE", "DESCRIPTIONS", "ENDED", "FAILED", "LEGACY", "STATUSES", "WORDS", "Status",
-           "normalise", "status_words"]
+__all__ = ["ABOVE_TARGET", "BROKE", "DESCRIPTIONS", "ENDED", "FAILED", "FAULTS", "LEGACY", "STATUSES", "WORDS",
+           "Status", "normalise", "status_words"]

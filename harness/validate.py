@@ -39,6 +39,8 @@ MIN_GRID = 8  # = problems.MIN_GRID (tests check it)
 SEED_MAX = 2**32 - 1  # numpy.random.seed's range (harness.check seeds numpy with it)
 # Words accepted for ``threads`` besides a positive integer: ``all`` = every core this process may use.
 THREAD_WORDS: tuple[str, ...] = ("all",)
+REPEATS_MAX = 1000  # repeats of one job: more is a typo, not a measurement (each repeat is a full setup + solve)
+THREADS_MAX = 4096  # no machine this harness targets has more cores; more is a typo
 
 
 # ------------------------------------------------------------------------------------------------
@@ -57,7 +59,8 @@ class _Section(BaseModel):
 
 class BudgetModel(_Section):
     max_iters: int = _field(gt=0, hint="a positive integer (e.g. budget.max_iters=10000)")
-    max_seconds: float = _field(gt=0, hint="a positive number of seconds (e.g. budget.max_seconds=10)")
+    max_seconds: float = _field(gt=0, allow_inf_nan=False, hint="a positive finite number of seconds (an "
+                                "infinite budget would never stop a solver; e.g. budget.max_seconds=10)")
     target_msr: float | None = _field(default=None, ge=0, allow_inf_nan=False,
                                       hint="an MSR >= 0, or null to run to the budget (e.g. budget.target_msr=1e-10)")
     divergence_factor: float = _field(gt=1, hint="a factor > 1 over the initial MSR (e.g. "
@@ -66,14 +69,18 @@ class BudgetModel(_Section):
 
 def _threads_hint() -> str:
     words = "".join(f" or {w}" for w in THREAD_WORDS)
-    return f"a positive integer{words} (e.g. threads=1)"
+    return f"an integer in 1..{THREADS_MAX}{words} (e.g. threads=1)"
 
 
 class TopLevel(_Section):
     sweep_name: str = _field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1,
                              hint="a folder name of letters, digits, _ . - (e.g. sweep_name=mine)")
     budget: BudgetModel
-    repeats: int = _field(gt=0, hint="a positive integer (e.g. repeats=3)")
+    repeats: int = _field(gt=0, le=REPEATS_MAX, hint=f"an integer in 1..{REPEATS_MAX} (e.g. repeats=3)")
+    repeat_solve_under_s: float | None = _field(default=None, gt=0, allow_inf_nan=False,
+                                                hint="a positive number of seconds, or null for no limit "
+                                                     "(e.g. repeat_solve_under_s=2)")
+    warmup: bool = _field(default=True, hint="true or false (e.g. warmup=false)")
     seed: int = _field(ge=0, le=SEED_MAX, hint=f"an integer in 0..{SEED_MAX} (e.g. seed=0)")
     threads: int | str = _field(hint="")  # checked by _check_threads (its words depend on THREAD_WORDS)
     verify_timing: bool = _field(hint="true or false (e.g. verify_timing=true)")
@@ -275,6 +282,8 @@ def check_params(section: str, owner: str, params: dict[str, Param], values: dic
             return f"{full}={_show(value)} is not valid for {owner}: use {_describe(tp, rng, None)}{_example(full, p)}"
         except Exception:  # noqa: BLE001 - an annotation pydantic cannot check: skip, the class checks it
             continue
+        if key == "checkpoint" and isinstance(value, str) and not value.strip():
+            return f"{full}={_show(value)} is empty: give a checkpoint file (e.g. {full}=model.safetensors)"
         if key == "checkpoint" and isinstance(value, str):
             for where in (Path(value).expanduser(), REPO / value):
                 if where.is_dir():
@@ -309,7 +318,7 @@ def top_level_error(cfg: dict[str, Any]) -> str | None:
 def _threads_error(value: Any) -> str | None:
     if value in THREAD_WORDS:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= THREADS_MAX:
         return f"threads={_show(value)} is not valid: use {_threads_hint()}"
     return None
 
@@ -366,7 +375,7 @@ def config_error(cfg: Any, added: Iterable[str] = ()) -> str | None:
             cfg = {str(k): OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
                    for k in cfg if k != "hydra"}
         except Exception as exc:  # noqa: BLE001 - an interpolation that does not resolve
-            return f"the config does not resolve: {' '.join(str(exc).split())}"
+            return _unresolved(exc)
     cfg = {k: v for k, v in cfg.items() if k != "hydra"}
     added = [a.lstrip("+") for a in added]
     top = {a for a in added if "." not in a}
@@ -381,6 +390,14 @@ def config_error(cfg: Any, added: Iterable[str] = ()) -> str | None:
     return (top_level_error(cfg)
             or problem_error(cfg.get("problem") or {}, [a.split(".", 1)[1] for a in added if a.startswith("problem.")])
             or solver_error(cfg.get("solver") or {}, [a.split(".", 1)[1] for a in added if a.startswith("solver.")]))
+
+
+def _unresolved(exc: Exception) -> str:
+    """An interpolation that does not resolve, as one line naming the key, what it refers to and the fix."""
+    key = getattr(exc, "full_key", None) or "a key"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    what = first.split(" full_key:", 1)[0].rstrip(".")
+    return f"{key}: its value does not resolve ({what}): give a plain value, or ${{...}} naming a key of the config"
 
 
 _BASE: dict[str, set[str]] = {}
@@ -399,5 +416,5 @@ def _base_keys() -> set[str]:
 
 
 
-__all__ = ["THREAD_WORDS", "BudgetModel", "TopLevel", "class_params", "config_error", "problem_error",
-           "solver_error", "top_level_error"]
+__all__ = ["REPEATS_MAX", "THREADS_MAX", "THREAD_WORDS", "BudgetModel", "TopLevel", "class_params", "config_error",
+           "problem_error", "solver_error", "top_level_error"]

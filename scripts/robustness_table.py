@@ -1,17 +1,22 @@
-"""Re-run the bad-input table of docs/ROBUSTNESS.md on the current code and print it as Markdown.
+"""Re-run the robustness table of docs/ROBUSTNESS.md on the current code and print it as Markdown.
 
-    python scripts/robustness_table.py            # the bad-input table (about a minute on 2 busy cores)
+    python scripts/robustness_table.py            # the table (a few minutes on 2 busy cores)
     python scripts/robustness_table.py --floors   # the convergence floors of tests/test_solvers.py
 
-Each case runs ``python -m harness.run`` (one job or one sweep) with its results folder in a
-temporary directory, and is judged by what came back: the exit status, the number of lines, no
-traceback, the key named in the line, a fix given (a text heuristic: "use", "valid", "e.g.",
-"did you mean", ...), and nothing written. Exit status 1 if any case fails a check.
+Each case (``scripts/robustness_cases.py``) runs one entry point (``python -m harness.run``,
+``harness.report``, ``harness.check``, ``harness.evaluate``) with its results and reports in a
+temporary folder, after the files its setup needs, and is judged by what came back: the exit
+status (the one expected), one line (or, for a job that logs its own lines, the last line judged),
+no traceback, the key named in the line, a fix or a place given (a text heuristic: "use", "valid",
+"e.g.", "did you mean", "give", "kept", ...), and the files: a refused case writes nothing, and no
+case loses a byte of what was there before (every earlier file's content is still in the folder).
+Exit status 1 if any case fails a check.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import subprocess
@@ -20,103 +25,78 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from robustness_cases import CASES, REPO, RUN, SETUPS, Case  # noqa: E402
+
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": ""}
-FIX = re.compile(r"\buse\b|valid|e\.g\.|did you mean|its parameters|resume=|choose|set solver\.|give |wait for")
-
-# (arguments, the key the line must name). "{file}" is a file, "{tmp}" the case's folder.
-CASES: list[tuple[list[str], str]] = [
-    (["solver=nope"], "solver"),
-    (["problem=nope"], "problem"),
-    (["+sweep=nope"], "sweep"),
-    (["solver="], "solver"),
-    (["problem.n=4"], "problem.n"),
-    (["problem.n=6.5"], "problem.n"),
-    (["problem.n=abc"], "problem.n"),
-    (["problem.h=5"], "problem.h"),
-    (["problem.n=null"], "problem.n"),
-    (["problem=laplace_harmonic", "problem.variant=zz"], "problem.variant"),
-    (["problem=laplace_obstacles", "problem.n_boxes=-1"], "problem.n_boxes"),
-    (["+problem.bogus=1"], "problem.bogus"),
-    (["problem.n=64,,"], "problem.n"),
-    (["-m", "+sweep=laplace_scaling", "problem.n=64,4"], "problem.n"),
-    (["budget.max_iters=-5"], "budget.max_iters"),
-    (["budget.max_iters=2.5"], "budget.max_iters"),
-    (["budget.max_seconds=0"], "budget.max_seconds"),
-    (["budget.target_msr=abc"], "budget.target_msr"),
-    (["budget.target_msr=-1"], "budget.target_msr"),
-    (["budget.divergence_factor=0"], "budget.divergence_factor"),
-    (["+budget.bogus=1"], "budget.bogus"),
-    (["threads=0"], "threads"),
-    (["threads=-1"], "threads"),
-    (["threads=abc"], "threads"),
-    (["seed=abc"], "seed"),
-    (["seed=-1"], "seed"),
-    (["repeats=0"], "repeats"),
-    (["verify_timing=maybe"], "verify_timing"),
-    (["job_timeout_s=0"], "job_timeout_s"),
-    (["isolate=2"], "isolate"),
-    (["sweep_name=a/b"], "sweep_name"),
-    (["+bogus=1"], "bogus"),
-    (["+solver.bogus=1"], "solver.bogus"),
-    (["solver=adam", "+solver.lrr=0.5"], "solver.lrr"),
-    (["solver.bogus=1"], "solver.bogus"),
-    (["solver=adam", "solver.lr=abc"], "solver.lr"),
-    (["solver=adam", "solver.lr=0"], "solver.lr"),
-    (["-m", "solver=adam", "solver.lr=0.1,-1"], "solver.lr"),
-    (["solver=cg", "solver.method=nope"], "solver.method"),
-    (["solver=adam", "solver.device=tpu"], "solver.device"),
-    (["solver=metamizer", "solver.checkpoint=/tmp"], "solver.checkpoint"),
-    (["solver=metamizer", "solver.checkpoint=/nonexistent"], "checkpoint"),
-    (["problem.n=40000"], "problem.n"),
-    (["hydra.run.dir={file}/sub"], "hydra.run.dir"),
-    (["-m", "resume=/nonexistent"], "resume"),
-    (["-m", "hydra.sweep.subdir=fixed"], "hydra.sweep.subdir"),
-]
+FIX = re.compile(r"\buse\b|valid|e\.g\.|did you mean|its parameters|resume=|choose|set solver\.|give |wait for|"
+                 r"kept|drop |add -m|--help|bless|free |check |already complete|nothing to run|install|run python")
+CHECKS = ["exit", "one line", "no traceback", "names key", "gives fix", "files kept"]
 
 
-def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.run", *args], cwd=REPO, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+def run(module: str, args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
 
 
-def judge(args: list[str], key: str, proc, out: Path) -> dict:
+def files(folder: Path) -> dict[str, str]:
+    """path -> sha256 of every file under ``folder``."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def judge(case: Case, args: list[str], proc, before: dict[str, str], after: dict[str, str]) -> dict:
     said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    text = " ".join(said)
+    line = said[-1] if said else ""
+    refused = case.code == 2
     checks = {
-        "exit": proc.returncode != 0,
-        "one line": len(said) == 1,
+        "exit": proc.returncode == case.code,
+        "one line": len(said) == 1 if not case.last else bool(said),
         "no traceback": "Traceback" not in proc.stdout + proc.stderr,
-        "names key": key in text,
-        "gives fix": bool(FIX.search(text)),
-        "wrote nothing": not any(out.iterdir()) if out.exists() else True,
+        "names key": case.key in line,
+        "gives fix": case.code == 0 or bool(FIX.search(line)),
+        # refused: nothing written at all; otherwise: nothing that was there is lost (moved is fine: resume
+        # keeps an earlier multirun.yaml as multirun.<k>.yaml)
+        "files kept": after == before if refused else set(before.values()) <= set(after.values()),
     }
-    return {"args": args, "code": proc.returncode, "line": said[0] if said else "", "lines": len(said), **checks}
+    return {"group": case.group, "module": case.module, "args": args, "code": proc.returncode, "expected": case.code,
+            "line": line, "lines": len(said), **checks}
 
 
-def bad_input_table(workers: int = 4) -> list[dict]:
-    tmp = Path(tempfile.mkdtemp(prefix="robustness-"))
-    afile = tmp / "a_file"
-    afile.write_text("not a folder")
-
-    def one(i_case):
-        i, (args, key) = i_case
-        out = tmp / f"case{i:02d}"
-        args = [a.replace("{file}", str(afile)) for a in args]
-        extra = ["progress=false"]
-        if not any(a.startswith("hydra.run.dir") for a in args):
-            extra.append(f"hydra.run.dir={out}/run")
+def one(tmp: Path, i: int, case: Case) -> dict:
+    folder = tmp / f"case{i:03d}"
+    folder.mkdir()
+    values = {"tmp": str(folder)}
+    if case.setup:
+        values.update(SETUPS[case.setup](folder))
+    args = [a.format(**values) if "{" in a and "${" not in a else a for a in case.args]
+    extra, first = [], []
+    if case.module == RUN:
+        first.append("progress=false")  # before the case's own arguments: a case's progress=... wins
+        if not any(a.startswith(("hydra.run.dir", "resume")) for a in args):
+            extra.append(f"hydra.run.dir={folder}/run")
         if not any(a.startswith(("hydra.sweep.dir", "resume")) for a in args):
-            extra.append(f"hydra.sweep.dir={out}/sweep")
-        return judge(args, key, run([*args, *extra]), out)
+            extra.append(f"hydra.sweep.dir={folder}/sweep-out")
+    elif case.module == "harness.report" and "--reports-root" not in args:
+        extra += ["--reports-root", f"{folder}/reports", "--no-figures"]
+    elif case.module == "harness.check" and "--out" not in args:
+        extra += ["--out", f"{folder}/check-out"]
+    before = files(folder)
+    proc = run(case.module, [*first, *args, *extra])
+    return judge(case, args, proc, before, files(folder))
 
+
+def table(workers: int = 4, only: set[int] | None = None) -> list[dict]:
+    """Every case (or the numbers in ``only``, 1-based as in the table), then the busy-folder cases."""
+    tmp = Path(tempfile.mkdtemp(prefix="robustness-"))
+    chosen = [(i, c) for i, c in enumerate(CASES) if only is None or i + 1 in only]
     with ThreadPoolExecutor(workers) as pool:
-        rows = list(pool.map(one, enumerate(CASES)))
-    return rows + busy_folder_cases(tmp)
+        rows = list(pool.map(lambda item: one(tmp, *item), chosen))
+    return rows + (busy_folder_cases(tmp) if only is None else [])
 
 
 def busy_folder_cases(tmp: Path) -> list[dict]:
-    """A second sweep, and a resume, into a folder a running sweep owns."""
+    """A second sweep, a resume, and a single job into a folder a running sweep owns (or one of its job folders)."""
     sweep = tmp / "busy"
     first = subprocess.Popen([sys.executable, "-m", "harness.run", "-m", "problem.n=16,20",
                               "solver._target_=tests.faulty_solvers.Slow", "+solver.delay=0.05",
@@ -127,31 +107,34 @@ def busy_folder_cases(tmp: Path) -> list[dict]:
         for line in first.stdout:
             if "#0 :" in line:
                 break
-        for args in (["-m", "solver=cg", f"hydra.sweep.dir={sweep}"], ["-m", "solver=cg", f"resume={sweep}"]):
-            proc = run([*args, "progress=false"])
-            row = judge([a.replace(str(tmp), "<tmp>") for a in args], str(sweep), proc, tmp / "unused")
-            row["line"] = row["line"].replace(str(tmp), "<tmp>")
+        for args in (["-m", "solver=cg", f"hydra.sweep.dir={sweep}"], ["-m", "solver=cg", f"resume={sweep}"],
+                     ["problem.n=20", f"hydra.run.dir={sweep}/laplace_bilinear_n20/cg/1"]):
+            proc = run("harness.run", [*args, "progress=false"])
+            case = Case("nothing overwritten", tuple(args), str(sweep))
+            row = judge(case, [a.replace(str(tmp), "<tmp>") for a in args], proc, {}, {})
             rows.append(row)
         first.communicate(timeout=120)
     finally:
         first.kill()
     ok = first.returncode == 0 and len(list(sweep.rglob("trace.parquet"))) == 2
     for row in rows:
-        row["wrote nothing"] = row["wrote nothing"] and ok  # and the running sweep lost nothing
+        row["files kept"] = ok  # the running sweep completed all its traces
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = ["exit", "one line", "no traceback", "names key", "gives fix", "wrote nothing"]
-    out = ["| # | input | exit | message | " + " | ".join(cols[1:]) + " |",
-           "|---|---|---|---|" + "---|" * (len(cols) - 1)]
+    out = ["| # | class | command | exit (expected) | message | " + " | ".join(CHECKS[1:]) + " |",
+           "|---|---|---|---|---|" + "---|" * (len(CHECKS) - 1)]
     for i, r in enumerate(rows, 1):
-        line = r["line"].replace("|", "\\|")
-        line = re.sub(r"/tmp/robustness-[^/ ]+", "<tmp>", line)
-        args = " ".join(r["args"]).replace("|", "\\|")
-        args = re.sub(r"/tmp/robustness-[^/ ]+", "<tmp>", args)
-        marks = " | ".join("yes" if r[c] else "**NO**" for c in cols[1:])
-        out.append(f"| {i} | `{args}` | {r['code']} | `{line}` | {marks} |")
+        line = re.sub(r"/tmp/robustness-[^/ ]+", "<tmp>", r["line"]).replace("|", "\\|")
+        line = re.sub(r"PID \d+, started [0-9T:+-]+", "PID <pid>, started <time>", line)
+        line = re.sub(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d+", "<stamp>", line)
+        line = line if len(line) <= 300 else line[:297] + "..."
+        args = re.sub(r"/tmp/robustness-[^/ ]+", "<tmp>", " ".join(r["args"])).replace("|", "\\|")
+        command = f"{r['module'].split('.')[-1]} {args}"
+        marks = " | ".join("yes" if r[c] else "**NO**" for c in CHECKS[1:])
+        code = f"{r['code']}" + ("" if r["exit"] else f" (**{r['expected']}**)")
+        out.append(f"| {i} | {r['group']} | `{command}` | {code} | `{line}` | {marks} |")
     return "\n".join(out)
 
 
@@ -184,13 +167,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--floors", action="store_true", help="check the convergence floors instead")
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--only", help="comma-separated case numbers to re-run (while fixing them)")
     a = ap.parse_args()
     if a.floors:
         return floors()
-    rows = bad_input_table(a.workers)
+    rows = table(a.workers, {int(x) for x in a.only.split(",")} if a.only else None)
     print(markdown(rows))
-    failed = [r for r in rows if not all(r[c] for c in ("exit", "one line", "no traceback", "names key",
-                                                         "gives fix", "wrote nothing"))]
+    failed = [r for r in rows if not all(r[c] for c in CHECKS)]
     print(f"\n{len(rows) - len(failed)} of {len(rows)} cases pass every check")
     return 1 if failed else 0
 

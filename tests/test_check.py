@@ -8,6 +8,7 @@ deliberately weakened solver, a missing solver, a new failure status.
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -126,7 +127,7 @@ def test_perturbed_baseline_fails_symmetrically(baseline, current, tol):
 
 
 def test_cli_exits_1_on_a_perturbed_baseline_and_writes_the_report(baseline, current, tmp_path):
-    base, _ = baseline
+    base, meta = baseline
     now = _baseline_only(current, base)
     cur_file = write_trace(now[list(COLUMNS)], tmp_path / "current" / "trace.parquet", {})
     out = tmp_path / "report"
@@ -136,7 +137,7 @@ def test_cli_exits_1_on_a_perturbed_baseline_and_writes_the_report(baseline, cur
     m = _select(perturbed, *JOB) & perturbed["iteration"].between(20, 40)
     perturbed.loc[m, "msr"] /= 1e3  # the baseline was 1000x better: now is a regression
     bdir = tmp_path / "perturbed"
-    write_trace(perturbed[list(COLUMNS)], bdir / "trace.parquet", {"kind": "test"})
+    write_trace(perturbed[list(COLUMNS)], bdir / "trace.parquet", meta)
     assert hc.main(["--current", str(cur_file), "--baseline", str(bdir), "--out", str(out)]) == 1
     assert (out / "overlay.png").stat().st_size > 10_000
     table = pd.read_csv(out / "deviations.csv")
@@ -275,3 +276,86 @@ def test_changed_ci_budget_or_checkpoint_is_reported(baseline, current):
     now.attrs["checkpoints"] = {"metamizer": "b" * 64}
     devs = hc.config_deviations({**meta, "checkpoints": {"metamizer": "a" * 64}}, hc.load_ci_config(), now)
     assert [(d.kind, d.solver, d.regression) for d in devs] == [("checkpoint", "metamizer", False)]
+
+
+# --- no check passes on nothing -------------------------------------------------------------------------
+def _one_line(capsys, needle: str) -> None:
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("harness.check: error: ") and needle in err[0], err
+
+
+def test_an_empty_baseline_fails_before_anything_runs(baseline, tmp_path, capsys):
+    base, meta = baseline
+    empty = tmp_path / "empty"
+    write_trace(base.iloc[:0][list(COLUMNS)], empty / "trace.parquet", meta)
+    out = tmp_path / "out"
+    assert hc.main(["--baseline", str(empty), "--out", str(out)]) == 2
+    _one_line(capsys, "holds no job")
+    assert not out.exists()  # refused before the sweep ran or anything was written
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("foreign", "is not a harness.check baseline"),
+    ("other sweep", "is the baseline of sweep 'laplace_scaling', not 'ci'"),
+    ("garbage", "unreadable"),
+    ("not there", "no baseline at"),
+])
+def test_a_foreign_or_unreadable_baseline_fails_in_one_line(baseline, tmp_path, capsys, case, needle):
+    base, meta = baseline
+    where = tmp_path / "b"
+    if case == "foreign":
+        write_trace(base[list(COLUMNS)], where / "trace.parquet", {"kind": "a job's trace"})
+    elif case == "other sweep":
+        write_trace(base[list(COLUMNS)], where / "trace.parquet", {**meta, "sweep": "laplace_scaling"})
+    elif case == "garbage":
+        where.mkdir()
+        (where / "trace.parquet").write_bytes(b"not parquet")
+    assert hc.main(["--baseline", str(where), "--current", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    _one_line(capsys, needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_update_never_overwrites_a_file_that_is_not_a_baseline(current, tmp_path, capsys):
+    job = tmp_path / "job" / "trace.parquet"
+    write_trace(current[list(COLUMNS)], job, {"kind": "a job's trace"})
+    before = job.read_bytes()
+    cur = write_trace(current[list(COLUMNS)], tmp_path / "cur" / "trace.parquet", {})
+    assert hc.main(["--update", "--baseline", str(job), "--current", str(cur), "--out", str(tmp_path / "o")]) == 2
+    _one_line(capsys, "--update never overwrites a file that is not a baseline")
+    assert job.read_bytes() == before
+
+
+def test_a_run_of_another_experiment_is_not_compared_and_fails(baseline, current, tmp_path, capsys):
+    """The same problems, sizes and solvers under another budget: not compared, and a check that compared
+    nothing fails instead of printing OK."""
+    base, _ = baseline
+    now = _baseline_only(current, base)
+    specs = {s: json.dumps({**json.loads(s), "budget.max_iters": 400.0}, sort_keys=True) for s in now["spec"].unique()}
+    other = now.assign(spec=now["spec"].map(specs))
+    devs = hc.compare(base, other)
+    assert devs and {d.kind for d in devs} == {"experiment"}
+    assert "budget.max_iters: 500 vs 400" in devs[0].note and hc.compared_jobs(base, other) == 0
+    cur = write_trace(other[list(COLUMNS)], tmp_path / "cur" / "trace.parquet",
+                      {"identities": hc.identities(other)})
+    capsys.readouterr()
+    assert hc.main(["--current", str(cur), "--out", str(tmp_path / "o"), "--no-plot"]) == 2
+    _one_line(capsys, "no job was compared: none of the")
+    assert not (tmp_path / "o").exists()
+    mixed = pd.concat([other[other["solver"] != "cg"], now[now["solver"] == "cg"]])  # cg compared, others not
+    cur2 = write_trace(mixed[list(COLUMNS)], tmp_path / "cur2" / "trace.parquet", {"identities": hc.identities(mixed)})
+    assert hc.main(["--current", str(cur2), "--out", str(tmp_path / "o2"), "--no-plot"]) == 1
+    assert (pd.read_csv(tmp_path / "o2" / "deviations.csv")["kind"] == "experiment").sum() == len(hc.compare(
+        base, other)) - sum(d.solver == "cg" for d in hc.compare(base, other))
+
+
+def test_out_must_be_the_checks_own_folder(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    assert hc.main(["--out", str(afile)]) == 2
+    _one_line(capsys, "is a file")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert hc.main(["--out", str(mine)]) == 2
+    _one_line(capsys, "holds files the check did not write (notes.txt)")
+    assert afile.read_text() == "mine" and [p.name for p in mine.iterdir()] == ["notes.txt"]

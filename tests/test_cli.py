@@ -54,11 +54,11 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
         "n below 8": (["problem.n=4"], run_, "error: problem.n=4 is not valid for laplace_bilinear: use an "
                                               "integer >= 8"),
         "non-integer n": (["problem.n=6.5"], run_, "error: problem.n=6.5 is not valid"),
-        "zero budget": (["budget.max_seconds=0"], run_, "error: budget.max_seconds=0 is not valid: use a positive "
-                                                        "number of seconds"),
+        "zero budget": (["budget.max_seconds=0"], run_,
+                        "error: budget.max_seconds=0 is not valid: use a positive finite number of seconds"),
         "negative budget": (["budget.max_iters=-5"], run_, "error: budget.max_iters=-5 is not valid: use a positive "
                                                            "integer"),
-        "threads -1": (["threads=-1"], run_, "error: threads=-1 is not valid: use a positive integer"),
+        "threads -1": (["threads=-1"], run_, "error: threads=-1 is not valid: use an integer in 1..4096"),
         "threads 0": (["threads=0"], run_, "error: threads=0 is not valid"),
         "threads abc": (["threads=abc"], run_, "error: threads=abc is not valid"),
         "seed abc": (["seed=abc"], run_, "error: seed=abc is not valid: use an integer in 0..4294967295"),
@@ -88,6 +88,14 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str, str]]:
         "unwritable results folder": ([f"hydra.run.dir={afile}/sub"], run_, "is a file, not a folder"),
         "resume from nowhere": (["-m", "resume=/nonexistent"], run_, "resume=/nonexistent: no such sweep folder"),
         "report on an empty folder": ([str(tmp / "empty")], "harness.report", "error: no traces (trace.parquet)"),
+        "report target inf": ([str(tmp / "empty"), "--target", "inf"], "harness.report",
+                              "error: --target inf is not valid: use a positive finite MSR"),
+        "evaluate unknown solver": (["--solver", "nope"], "harness.evaluate",
+                                    "harness.evaluate: error: --solver nope: no such solver config"),
+        "evaluate unavailable solver": (["--solver", "cupy_cg", "--sizes", "16", "--iters", "5"], "harness.evaluate",
+                                        "harness.evaluate: error: cupy_cg on laplace_bilinear n=16: unavailable: "),
+        "check empty baseline": (["--baseline", str(tmp / "empty"), "--out", str(tmp / "out")], "harness.check",
+                                 "harness.check: error: no baseline at"),
     }
 
 
@@ -112,7 +120,8 @@ CASES = ["unknown solver", "unknown problem", "n below 8", "non-integer n", "zer
          "divergence factor 0", "lr abc", "target abc", "checkpoint is a directory",
          "malformed sweep value", "empty solver", "bad value in a sweep", "unknown solver parameter",
          "missing checkpoint", "corrupt checkpoint", "corrupt torch checkpoint", "missing file (test solver)",
-         "grid too large", "unwritable results folder", "resume from nowhere", "report on an empty folder"]
+         "grid too large", "unwritable results folder", "resume from nowhere", "report on an empty folder",
+         "report target inf", "evaluate unknown solver", "evaluate unavailable solver", "check empty baseline"]
 
 
 def test_every_case_is_listed(tmp_path):
@@ -139,7 +148,9 @@ def test_faults_are_recorded_and_reported(tmp_path):
     t0 = time.monotonic()
     proc = run("-m", f"solver._target_={','.join(targets)}", "problem.n=16", "budget.max_iters=50",
                "job_timeout_s=1", f"hydra.sweep.dir={sweep}", "progress=false")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the sweep went on, and its exit status says 5 failed
+    assert lines(proc)[-1].startswith("error: 5 of 7 jobs failed (3 error, 2 timeout), the first in ")
+    assert "Traceback" not in proc.stdout + proc.stderr
     assert time.monotonic() - t0 < 60
     df = load(sweep)
     status = {label.split("=")[1].rsplit(".", 1)[-1].rstrip(")"): s
@@ -194,8 +205,11 @@ def test_a_killed_sweep_resumes_by_content(tmp_path):
     done_before = (sweep / "laplace_bilinear_n16/cg/0/trace.parquet").stat().st_mtime_ns
 
     # narrowed (n=16 only) and reordered: the complete job is skipped, the killed one runs again
+    first_command = (sweep / "multirun.yaml").read_bytes()
     res = run("-m", "problem.n=16", "+solver.delay=0.05,0.001", *common, f"resume={sweep}")
     assert res.returncode == 0, res.stderr[-2000:]
+    assert (sweep / "multirun.1.yaml").read_bytes() == first_command  # the first command is kept
+    assert b"resume" in (sweep / "multirun.yaml").read_bytes()
     assert "note: took over the lock of a run that is gone (PID " in res.stderr  # the killed sweep's lock
     assert res.stdout.count("(resume: skipped)") == 1
     assert (sweep / "laplace_bilinear_n16/cg/0/trace.parquet").stat().st_mtime_ns == done_before
@@ -208,7 +222,12 @@ def test_a_killed_sweep_resumes_by_content(tmp_path):
 
     again = run("-m", "problem.n=16", "+solver.delay=0.05,0.001", *common, f"resume={sweep}")
     assert again.stdout.count("(resume: skipped)") == 2
+    assert again.returncode == 0 and lines(again)[-1] == f"note: all 2 jobs were already complete in {sweep}: " \
+                                                         f"nothing to run"
     assert load(sweep).run_id.nunique() == 2
+    assert sorted(p.name for p in sweep.glob("multirun*.yaml")) == ["multirun.1.yaml", "multirun.2.yaml",
+                                                                   "multirun.yaml"]
+    assert not (sweep / ".harness-jobs.jsonl").exists()
 
 
 # ------------------------------------------------------------------------------ launchers, concurrency
@@ -265,6 +284,12 @@ def test_two_sweeps_into_one_folder_at_once_the_second_is_refused(tmp_path):
                      f"hydra.sweep.dir={sweep}")
         resumed = run("-m", "problem.n=16,20,24", "solver=cg", "budget.max_iters=20", "progress=false",
                       f"resume={sweep}")
+        inside = run("problem.n=24", "budget.max_iters=5", "progress=false",  # a job not started yet
+                     f"hydra.run.dir={sweep}/laplace_bilinear_n24/cg/2")
+        other = tmp_path / "elsewhere"
+        other.mkdir()
+        resumed_elsewhere = run("-m", "problem.n=16", "progress=false", f"resume={other}",
+                                f"hydra.sweep.dir={sweep}")
         rest = first.communicate(timeout=180)[0]
     finally:
         first.kill()
@@ -273,6 +298,11 @@ def test_two_sweeps_into_one_folder_at_once_the_second_is_refused(tmp_path):
         said = lines(proc)
         assert proc.returncode == 2 and len(said) == 1, said
         assert said[0].startswith(f"error: {sweep} is in use by another run (PID {first.pid}, started 20")
+    assert lines(inside) == [f"error: {sweep}/laplace_bilinear_n24/cg/2 is inside {sweep}, which another run is "
+                             f"using ({lines(inside)[0].split('using (', 1)[1]}"] and inside.returncode == 2
+    assert f"(PID {first.pid}, started 20" in lines(inside)[0]
+    assert lines(resumed_elsewhere) == [f"error: hydra.sweep.dir={sweep} is not inside resume={other}: a resumed "
+                                        f"run writes only into the folder it resumes; drop hydra.sweep.dir"]
     df = load(sweep)
     assert len(df.run_id.unique()) == 3 and set(df.n) == {16, 20, 24} and set(df.status) == {"budget"}
     assert len(list(sweep.rglob("trace.parquet"))) == 3
@@ -306,6 +336,74 @@ def test_a_failed_job_never_touches_another_jobs_folder(tmp_path):
     assert bad.returncode == 2 and lines(bad) == [f"error: hydra.run.dir={out} already holds a job's trace: "
                                                   f"choose a new folder (a job never overwrites another one)"]
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_hydra_files_of_another_run_are_never_replaced(tmp_path):
+    out = tmp_path / "job"
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "config.yaml").write_text("an earlier run's config")
+    proc = run("problem.n=16", "budget.max_iters=5", "progress=false", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / ".hydra" / "config.yaml").read_text() == "an earlier run's config"
+    fresh = [p for p in out.iterdir() if p.name.startswith(".hydra-")]
+    assert len(fresh) == 1 and (fresh[0] / "config.yaml").is_file() and (out / "trace.parquet").is_file()
+
+
+# ------------------------------------------------------------------------------ exit status
+def test_a_single_job_whose_solver_raises_exits_non_zero(tmp_path):
+    out = tmp_path / "job"
+    proc = run(f"solver._target_={FAULTY}.Raises", "problem.n=16", "progress=false", f"hydra.run.dir={out}")
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert lines(proc)[-1] == (f"error: cg(_target_={FAULTY}.Raises) on laplace_bilinear ended error: RuntimeError: "
+                               f"injected fault: the solver blew up (faulty_solvers.py:49) (its trace is kept: "
+                               f"{out / 'trace.parquet'})")
+    assert load(out).status.unique().tolist() == ["error"]  # recorded, not lost
+
+
+def test_a_sweep_of_unavailable_solvers_exits_non_zero(tmp_path):
+    proc = run("-m", "solver=cupy_cg,cupy_minres", "problem.n=16", "progress=false", f"hydra.sweep.dir={tmp_path}/s")
+    assert proc.returncode == 1
+    assert lines(proc)[-1].startswith("error: 2 of 2 jobs failed (2 unavailable), the first in ")
+
+
+def test_a_full_disk_stops_the_sweep_with_the_resume_line(tmp_path):
+    """The second job's trace meets a full disk (ENOSPC, injected with sitecustomize): the sweep stops, the
+    first job's trace is kept, and the line says how to run the rest."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "import errno, os\n"
+        "import harness.results as r\n"
+        "real, calls = r.write_trace, []\n"
+        "def full(*a, **k):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) > 1:\n"
+        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        "    return real(*a, **k)\n"
+        "r.write_trace = full\n")
+    sweep = tmp_path / "s"
+    env = {**ENV, "PYTHONPATH": f"{inject}:{REPO}"}
+    proc = subprocess.run(command("-m", "problem.n=16,20,24", "budget.max_iters=5", "progress=false",
+                                  f"hydra.sweep.dir={sweep}"), cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert lines(proc)[-1] == (f"stopped: cannot write results to {sweep}/laplace_bilinear_n20/cg/1: No space left "
+                               f"on device. Finished jobs are kept; to run the rest, free some space and repeat the "
+                               f"command with resume={sweep}")
+    assert [p.parent.name for p in sweep.rglob("trace.parquet")] == ["0"]
+    assert not (sweep / ".harness.lock").exists()
+
+
+def test_a_sweep_over_a_problem_parameter_reports_every_job(tmp_path):
+    """The issue's command: two variants of one problem with one solver are two jobs in the report."""
+    sweep = tmp_path / "s"
+    proc = run("-m", "problem=laplace_harmonic", "problem.variant=x2-y2,x3-3xy2", "solver=cg", "problem.n=16",
+               "budget.max_iters=20", "progress=false", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rep = run(str(sweep), "--no-figures", "--out", str(tmp_path / "rep"), module="harness.report")
+    assert rep.returncode == 0 and lines(rep) == [f"report: {tmp_path / 'rep' / 'index.html'} (2 of 2 jobs ran)"]
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "cg [problem.variant=x2-y2]" in summary and "cg [problem.variant=x3-3xy2]" in summary
 
 
 # ------------------------------------------------------------------------------ property-based, end to end

@@ -287,7 +287,10 @@ def test_a_cell_run_by_several_sweeps_is_read_from_one(tmp_path):
     cg("paper_main", "2026-01-02_00-00-00", "2026-01-02T00:00:00+00:00", 1e-14)   # paper_main's own
     cg("paper_quasi_newton", "2026-01-03_00-00-00", "2026-01-03T00:00:00+00:00", 1e-16)  # newest sweep
     df = metrics.prepare(results.load(tmp_path))
-    assert df.attrs["superseded"] == 1 and set(df.sweep) == {"paper_main", "paper_quasi_newton"}
+    old, new = (f"paper_main/{stamp}/laplace_bilinear_n32/cg/cg-0-t1/trace.parquet"
+                for stamp in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"))
+    assert df.attrs["superseded"] == [f"{old} (by {new})"]
+    assert set(df.sweep) == {"paper_main", "paper_quasi_newton"}
 
     main_group = next(g for g in groups.PAPER if g.name == "paper_main")
     own, _ = groups.select(df, main_group)
@@ -298,7 +301,8 @@ def test_a_cell_run_by_several_sweeps_is_read_from_one(tmp_path):
     out = tmp_path / "rep"
     assert main([str(tmp_path), "--out", str(out), "--no-figures"]) == 0
     md = (out / "summary.md").read_text()
-    assert "1 job(s) superseded by a newer run of the same sweep" in md
+    assert f"1 job(s) superseded by a newer run of the same job (same sweep, identity and repeat; the newest is " \
+           f"used): {old} (by {new})" in md
     assert "1 job(s) not shown under 'All solvers'" in md
 
 
@@ -312,3 +316,56 @@ def test_solvers_that_failed_alike_share_one_caption_line():
     assert _notes(failures)[PROBLEM] == [
         f"Failed / unavailable: cupy_cg, cupy_minres: unavailable (n = all), not drawn: {gpu}",
         "adam: diverged (n = 64), drawn up to the failure: MSR exceeded 1e6 x initial"]
+
+
+# ------------------------------------------------------------------------------ what the report reads and writes
+@pytest.mark.parametrize("target", ["inf", "nan", "0", "-1e-10"])
+def test_target_must_be_a_positive_finite_msr(sweep, tmp_path, capsys, target):
+    assert main([str(sweep), f"--target={target}", "--out", str(tmp_path / "rep")]) == 2
+    _one_line_error(capsys, "use a positive finite MSR")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_out_is_never_overwritten(sweep, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("my own page")
+    assert main([str(sweep), "--out", str(mine), "--no-figures"]) == 2
+    _one_line_error(capsys, "is not empty: a report never overwrites files")
+    assert (mine / "index.html").read_text() == "my own page" and len(list(mine.iterdir())) == 1
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main([str(sweep), "--out", str(afile)]) == 2
+    _one_line_error(capsys, "is a file")
+
+
+def test_default_folders_never_collide(sweep, tmp_path, capsys):
+    for _ in range(3):  # the same sweep three times within a second: three folders
+        assert main([str(sweep), "--reports-root", str(tmp_path), "--no-figures"]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["synthetic_2026-01-01_00-00-00", "synthetic_2026-01-01_00-00-00-2",
+                     "synthetic_2026-01-01_00-00-00-3"]
+
+
+@pytest.mark.parametrize("fault, why", [
+    ({"time_s": [0.0, float("nan"), 2.0]}, "time_s is missing, NaN or negative at 1 checkpoint(s) (first: nan)"),
+    ({"msr": [1.0, -1.0, 1e-3]}, "msr is negative at 1 checkpoint(s) (first: -1); an MSR is >= 0"),
+    ({"msr": None}, "older or foreign schema, missing columns ['msr']"),
+    ({"time_s": None}, "older or foreign schema, missing columns ['time_s']"),
+])
+def test_a_trace_that_breaks_the_rules_is_skipped_with_a_warning_naming_it(tmp_path, capsys, fault, why):
+    make_sweep(tmp_path)
+    bad = tmp_path / "synthetic" / "bad" / results.TRACE_NAME
+    good = write_job(tmp_path, n=32, solver="cg", label="cg", iters=[0, 1, 2], times=[0, 1, 2], msr=[1.0, 1e-3, 1e-6],
+                     status="budget", stamp="bad-source")
+    df = pq.read_table(good).to_pandas()
+    for column, values in fault.items():
+        df = df.drop(columns=[column]) if values is None else df.assign(**{column: values})
+    bad.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), bad)
+    good.unlink()
+    loaded = results.load(tmp_path)
+    assert [(p, w) for p, w in loaded.attrs["skipped"]] == [(str(bad), why)]
+    assert main([str(tmp_path), "--out", str(tmp_path / "rep"), "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: skipped {bad}: {why}" in err

@@ -163,6 +163,83 @@ def test_repeats_share_one_child_and_each_gets_its_own_deadline(tmp_path):
     assert guard_meta["child_wall_s"] > 1.5
 
 
+def test_a_result_that_beats_the_deadline_by_a_hair_is_kept(tmp_path, monkeypatch):
+    """The repeat's result is in, then the deadline passes before the child says it is done (here: the child
+    stalls after its last repeat): the result is the job's, no traceback, no lost trace."""
+    import harness.job as job_module
+
+    def slow_decision(result, limit):
+        time.sleep(3)  # in the forked child, after the result was sent
+        return False
+
+    monkeypatch.setattr(job_module, "more_repeats", slow_decision)
+    df = job(tmp_path, "budget.max_iters=5", "job_timeout_s=1")
+    assert list(df.status.unique()) == ["budget"] and df.iteration.max() == 5
+    meta = read_metadata(tmp_path / "job" / "trace.parquet")["guard"]
+    assert meta["child_outcome"] == "timeout" and [r["outcome"] for r in meta["repeats"]] == ["done"]
+
+
+def test_a_message_in_the_pipe_at_the_deadline_is_read_first():
+    def work(emit):
+        emit("started")
+        emit("result", "in time")  # sent while the parent is busy with "started", long before the deadline
+        time.sleep(5)
+
+    seen = []
+
+    def slow_parent(kind, payload):
+        seen.append((kind, payload))
+        if kind == "started":
+            time.sleep(1.0)  # the deadline passes meanwhile, with the result waiting in the pipe
+
+    out = guard.run_isolated(work, timeout_s=0.5, on_event=slow_parent)
+    assert out.kind == "timeout" and seen == [("started", None), ("result", "in time")]
+
+
+def test_building_the_problem_is_inside_the_deadline(tmp_path):
+    """A problem whose generator runs for minutes (10 million obstacle boxes) is stopped at the deadline and
+    recorded as a timeout while building the problem; the sweep goes on."""
+    t0 = time.monotonic()
+    df = job(tmp_path, "problem=laplace_obstacles", "problem.n_boxes=10000000", "job_timeout_s=1")
+    assert time.monotonic() - t0 < 30
+    assert list(df.status) == ["timeout"]
+    assert df.message.iloc[0] == "no result after 1 s (job_timeout_s=1), killed while building the problem"
+
+
+def test_a_problem_that_cannot_be_built_is_an_error_row(tmp_path, monkeypatch):
+    import harness.job as job_module
+
+    def broken(cfg):
+        raise ValueError("no such geometry")
+
+    monkeypatch.setattr(job_module, "build_problem", broken)
+    df = job(tmp_path, "budget.max_iters=5")
+    assert list(df.status) == ["error"]
+    assert df.message.iloc[0] == "building the problem failed: ValueError: no such geometry"
+
+
+def test_a_huge_budget_gets_a_finite_deadline_that_says_so(caplog):
+    from harness.job import MAX_DEFAULT_TIMEOUT_S, build_budget, job_timeout
+
+    cfg = config("budget.max_seconds=1e300")
+    with caplog.at_level("INFO", logger="harness"):
+        assert job_timeout(cfg, build_budget(cfg)) == MAX_DEFAULT_TIMEOUT_S
+    assert "capped at 86400 s per repeat; set job_timeout_s" in caplog.text
+    assert config_error(config("budget.max_seconds=inf")).startswith("budget.max_seconds=inf is not valid")
+
+
+def test_a_trace_is_never_replaced(tmp_path):
+    first = job(tmp_path, "budget.max_iters=5")
+    path = tmp_path / "job" / "trace.parquet"
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        write_trace(first.drop(columns=["path"]), path, {})
+    again = run_job(config("budget.max_iters=5"), tmp_path / "job", [])  # another run wrote there meanwhile
+    assert path.read_bytes() == before
+    assert again.parent.name.startswith("again-") and again.parent.parent == tmp_path / "job"
+    assert [p.name for p in (tmp_path / "job").iterdir() if p.name.startswith(".trace")] == []
+
+
 def test_a_job_stopped_from_outside_records_nothing(tmp_path):
     """SIGTERM (scancel, preemption, kill) is not the solver's fault: no trace, so resume runs it again."""
     with pytest.raises(guard.Interrupted, match="SIGTERM"):
@@ -230,14 +307,14 @@ def test_job_key_is_content_not_order():
     b = config("budget.max_seconds=5.0", "solver.lr=0.1", "solver=adam")
     from omegaconf import OmegaConf
 
-    ka = resume.job_key(OmegaConf.to_container(a, resolve=True), ["solver=adam", "solver.lr=0.1"])
-    kb = resume.job_key(OmegaConf.to_container(b, resolve=True), ["solver.lr=0.1", "solver=adam"])
+    ka = resume.job_key(OmegaConf.to_container(a, resolve=True))
+    kb = resume.job_key(OmegaConf.to_container(b, resolve=True))
     assert ka == kb
     c = OmegaConf.to_container(config("solver=adam", "solver.lr=0.1", "budget.max_seconds=6"), resolve=True)
-    assert resume.job_key(c, ["solver=adam", "solver.lr=0.1"]) != ka
+    assert resume.job_key(c) != ka
     d = OmegaConf.to_container(config("solver=adam", "solver.lr=0.1", "budget.max_seconds=5", "progress=true",
                                       "job_timeout_s=9"), resolve=True)
-    assert resume.job_key(d, ["solver=adam", "solver.lr=0.1"]) == ka  # not part of the result
+    assert resume.job_key(d) == ka  # not part of the result
 
 
 def test_complete_jobs_finds_traces_by_key_and_ignores_debris(tmp_path):
@@ -327,15 +404,22 @@ def test_check_arguments_rejects(argv, expected):
     (["problem.n=abc"], "problem.n=abc is not valid"),
     (["problem.n=range(4,32,8)"], "problem.n=4 is not valid"),
     (["+sweep=laplace_scaling", "problem.n=64,4"], "problem.n=4 is not valid"),
-    (["budget.max_seconds=0"], "budget.max_seconds=0 is not valid: use a positive number of seconds"),
+    (["budget.max_seconds=0"], "budget.max_seconds=0 is not valid: use a positive finite number of seconds"),
+    (["budget.max_seconds=inf"], "budget.max_seconds=inf is not valid: use a positive finite number of seconds"),
+    (["warmup=no"], "warmup=no is not valid: use true or false"),
+    (["repeat_solve_under_s=-1"], "repeat_solve_under_s=-1 is not valid: use a positive number of seconds, or null"),
+    (["repeats=1001"], "repeats=1001 is not valid: use an integer in 1..1000"),
+    (["threads=5000"], "threads=5000 is not valid: use an integer in 1..4096 or all"),
+    (["solver=metamizer", "solver.checkpoint=''"], "solver.checkpoint='' is empty: give a checkpoint file"),
+    (["seed=${oops}"], "seed: its value does not resolve (Interpolation key 'oops' not found)"),
     (["budget.max_seconds=-1"], "budget.max_seconds=-1 is not valid"),
     (["budget.max_iters=-5"], "budget.max_iters=-5 is not valid: use a positive integer"),
     (["budget.max_iters=2.5"], "budget.max_iters=2.5 is not valid: use a positive integer"),
     (["budget.divergence_factor=0"], "budget.divergence_factor=0 is not valid: use a factor > 1"),
     (["budget.target_msr=abc"], "budget.target_msr=abc is not valid: use an MSR >= 0, or null"),
-    (["repeats=0"], "repeats=0 is not valid: use a positive integer"),
+    (["repeats=0"], "repeats=0 is not valid: use an integer in 1..1000"),
     (["job_timeout_s=0"], "job_timeout_s=0 is not valid: use a positive number of seconds, or null"),
-    (["threads=0"], "threads=0 is not valid: use a positive integer"),
+    (["threads=0"], "threads=0 is not valid: use an integer in 1..4096"),
     (["threads=-1"], "threads=-1 is not valid"),
     (["threads=abc"], "threads=abc is not valid"),
     (["seed=abc"], "seed=abc is not valid: use an integer in 0..4294967295"),
@@ -410,10 +494,12 @@ def test_resume_points_the_sweep_at_the_old_folder(tmp_path):
 
 def test_remove_job_folder_only_removes_hydra_bookkeeping(tmp_path):
     keep = tmp_path / "keep"
-    (keep / ".hydra").mkdir(parents=True)
+    (keep / ".hydra").mkdir(parents=True)  # another run's (this job's own went to .hydra-<stamp>)
+    (keep / ".hydra-2026").mkdir()
+    (keep / "run.log").write_text("both runs' lines")
     (keep / "mine.txt").write_text("x")
-    remove_job_folder(keep)
-    assert (keep / "mine.txt").exists() and (keep / ".hydra").exists()
+    remove_job_folder(keep, ".hydra-2026")
+    assert sorted(p.name for p in keep.iterdir()) == [".hydra", "mine.txt", "run.log"]
     gone = tmp_path / "gone"
     (gone / ".hydra").mkdir(parents=True)
     (gone / "run.log").write_text("")
@@ -449,6 +535,7 @@ KEYS = [  # (key, solver, problem)
     *((k, "cg", "laplace_bilinear") for k in (
         "budget.max_iters", "budget.max_seconds", "budget.target_msr", "budget.divergence_factor", "repeats",
         "seed", "threads", "verify_timing", "progress", "isolate", "memory_check", "job_timeout_s", "sweep_name",
+        "warmup", "repeat_solve_under_s",
         "problem.n", "problem.h", "solver.method", "solver.preconditioner", "solver.restart", "solver.bogus")),
     ("problem.seed", "cg", "laplace_obstacles"), ("problem.n_boxes", "cg", "laplace_obstacles"),
     ("problem.variant", "cg", "laplace_harmonic"), ("problem.bogus", "cg", "laplace_bilinear"),
@@ -486,8 +573,15 @@ def _consume_exactly(key: str, cfg: dict, value) -> None:
         assert resolve_threads(value) == (value if type(value) is int else len(os.sched_getaffinity(0)))
     elif name in ("repeats", "seed"):
         assert type(value) is int and value >= (0 if name == "seed" else 1)
-    elif name in ("verify_timing", "progress", "isolate", "memory_check"):
+        assert name == "seed" or value <= 1000
+    elif name in ("verify_timing", "progress", "isolate", "memory_check", "warmup"):
         assert type(value) is bool
+    elif name == "repeat_solve_under_s":
+        from omegaconf import OmegaConf
+
+        from harness.job import repeat_limit
+
+        assert repeat_limit(OmegaConf.create(cfg)) == value
     elif name == "job_timeout_s":
         assert value is None or (type(value) in (int, float) and math.isfinite(value) and value > 0)
     elif name == "sweep_name":
@@ -547,6 +641,27 @@ def test_lock_of_a_live_run_holds_without_flock(tmp_path):
                                                   "proc_start": _proc_start(parent), "started": "then"}))
     with pytest.raises(FolderBusy, match=f"PID {parent}, started then"):
         FolderLock(tmp_path).acquire()
+
+
+def test_a_lock_covers_the_folders_above_and_below_it(tmp_path):
+    """A single job pointed into a running sweep's job folder, and a sweep into a folder where a job runs,
+    are refused naming the folder in use; a dead run's lock below or above blocks nothing."""
+    sweep = tmp_path / "sweep"
+    with FolderLock(sweep):
+        with pytest.raises(FolderBusy, match=rf"{sweep / 'p_n16/cg/1'} is inside {sweep}, which another run is "
+                                             rf"using \(PID {os.getpid()}"):
+            FolderLock(sweep / "p_n16" / "cg" / "1").acquire()
+        assert not (sweep / "p_n16").exists()  # the refused run left nothing
+    job = tmp_path / "other" / "p_n16" / "cg" / "0"
+    with FolderLock(job):
+        with pytest.raises(FolderBusy, match=rf"{tmp_path / 'other'} holds {job}, which another run is using"):
+            FolderLock(tmp_path / "other").acquire()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (job.parent / "9").mkdir(parents=True)
+    (job.parent / "9" / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    with FolderLock(tmp_path / "other") as lock:
+        assert lock.stale is None
 
 
 def test_output_folder_rules(tmp_path):

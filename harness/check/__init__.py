@@ -55,21 +55,29 @@ flagged. Dividing by cg cancels most of the machine's speed, not its load: timin
 machine are noisy, so the flags are warnings unless ``--timing-strict`` is given; the iteration check above
 stays the gate.
 
-Exit status: 0 when nothing regressed, 1 on a regression, 2 on a usage error
-(no baseline, unreadable files).
+Exit status: 0 when every compared job matches, 1 on a regression, 2 when nothing
+could be compared: a bad option, a baseline that is missing, unreadable, empty or
+foreign (not a ``harness.check`` baseline, or another sweep's), current results
+that are missing, unreadable or empty, or no job of the run that is a job of the
+baseline (same problem, size and solver, and the same experiment: a job whose
+identity, ``harness.identity``, differs in anything but the solver's parameters,
+e.g. its budget or seed, is listed as ``experiment`` and not compared). All of
+these are one line, given before the sweep runs or anything is written.
 
 Modules: ``config`` (paths, tolerances), ``sweep`` (running the sweep), ``compare``,
 ``baseline`` (reading and writing it), ``render`` (table, overlay figure), ``cli``.
 """
 
-from harness.check.baseline import load_baseline, write_baseline
+from harness.check.baseline import baseline_error, identities, load_baseline, write_baseline
 from harness.check.compare import (
     Deviation,
     _curve,
     bitwise_differences,
     compare,
     compare_timing,
+    compared_jobs,
     config_deviations,
+    experiment_difference,
     iterations_to,
     regressions,
     time_to_target,
@@ -87,8 +95,9 @@ def main(argv=None) -> int:
     return cli_main(argv)
 
 
-__all__ = ["BASELINE_FILE", "BASELINE_JSON", "KEY", "Deviation", "Job", "Tolerances", "_curve",
-           "bitwise_differences", "ci_jobs", "compare", "compare_timing", "config_deviations", "expand",
+__all__ = ["BASELINE_FILE", "BASELINE_JSON", "KEY", "Deviation", "Job", "Tolerances", "_curve", "baseline_error",
+           "bitwise_differences", "ci_jobs", "compare", "compare_timing", "compared_jobs", "config_deviations",
+           "expand", "experiment_difference", "identities",
            "format_deviations", "iterations_to", "load_baseline", "load_ci_config", "main", "plot_overlay",
            "print_deviations", "regressions", "run_ci_sweep", "time_to_target", "timing_ratios",
            "write_baseline"]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from harness import identity
 from harness.check.config import KEY, Tolerances
 from harness.curve import crossing, log_msr
 from harness.status import ENDED, Status, normalise
@@ -21,6 +22,7 @@ from harness.status import ENDED, Status, normalise
 @dataclass
 class Deviation:
     kind: str  # msr | iters_to_target | status | missing solver | missing job | last iteration | new job | config
+    #            | experiment (same problem, size and solver, but another budget, seed, ...: not compared)
     #            | timing (a warning unless --timing-strict)
     solver: str
     problem: str = ""
@@ -46,6 +48,30 @@ def _jobs_of(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
 
 def _status(g: pd.DataFrame) -> str:
     return normalise(str(g["status"].iloc[-1]))  # baselines written before issue 11 say "ok"
+
+
+def _experiment(g: pd.DataFrame) -> dict[str, Any]:
+    """A job's experiment (``harness.identity.experiment``), from the ``spec`` its trace was loaded with."""
+    text = str(g["spec"].iloc[0]) if "spec" in g.columns and len(g) else ""
+    try:
+        return identity.experiment(json.loads(text)) if text else {}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def experiment_difference(b: pd.DataFrame, c: pd.DataFrame) -> list[str]:
+    """'key: baseline vs now' for every setting both jobs record and that differs (not the same experiment)."""
+    eb, ec = _experiment(b), _experiment(c)
+    return [f"{k}: {identity.show(eb[k])} vs {identity.show(ec[k])}" for k in sorted(set(eb) & set(ec))
+            if eb[k] != ec[k]]
+
+
+def compared_jobs(baseline: pd.DataFrame | None, current: pd.DataFrame) -> int:
+    """How many jobs of ``current`` are compared with the baseline: same (problem, n, solver), same experiment."""
+    if baseline is None:
+        return 0
+    base, now = _jobs_of(baseline), _jobs_of(current)
+    return sum(not experiment_difference(base[k], now[k]) for k in set(base) & set(now))
 
 
 def _curve(g: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +103,11 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, tol: Tolerances | Non
         devs.append(Deviation("new job", key[2], key[0], key[1], regression=tol.fail_on_new,
                               note="not in the baseline (python -m harness.check --update)"))
     for key in sorted(set(base) & set(now)):
+        differs = experiment_difference(base[key], now[key])
+        if differs:  # a foreign baseline or run: its curves would be compared with those of another experiment
+            devs.append(Deviation("experiment", key[2], key[0], key[1], note="not the same experiment, not compared: "
+                                  + "; ".join(differs)))
+            continue
         devs += _compare_job(key, base[key], now[key], tol.for_solver(key[2]))
     return devs
 

@@ -21,6 +21,10 @@ from harness.check.config import CONF, KEY, REPO, SWEEP, load_ci_config
 from harness.formats import count, number
 
 
+class NoJobRan(RuntimeError):
+    """Every job of the sweep was skipped (left out, or an optional solver unavailable): nothing to compare."""
+
+
 @dataclass(frozen=True)
 class Job:
     problem: str
@@ -149,7 +153,8 @@ def run_ci_sweep(out_dir: str | Path | None = None, *, sweep: str = SWEEP, jobs:
         if tmp is not None:
             tmp.cleanup()
     if not frames:
-        raise RuntimeError("the ci sweep ran no job")
+        why = "; ".join(f"{s}: {r}" for s, r in skipped.items()) or "no job in the sweep"
+        raise NoJobRan(f"the {sweep} sweep ran no job ({why})")
     out = pd.concat(frames, ignore_index=True)
     out = out.sort_values(KEY + ["iteration"], na_position="first", kind="stable").reset_index(drop=True)
     out.attrs.update(skipped=skipped, checkpoints=hashes, wall_s=time.perf_counter() - t_start)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
+import math
 import sys
 from pathlib import Path
 
 from harness import results
+from harness.arguments import OneLineParser
 
 from .build import build
 from .groups import MODES
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> OneLineParser:
+    p = OneLineParser(
         prog="python -m harness.report",
         description="Figures and tables comparing the solvers of a sweep: which solver reaches which accuracy "
                     "how fast, at which grid size.")
@@ -35,8 +36,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not args.target > 0:
-        print("harness.report: error: --target must be a positive MSR, e.g. 1e-10", file=sys.stderr)
+    refusal = argument_error(args)
+    if refusal:
+        print(f"harness.report: error: {refusal}", file=sys.stderr)
         return 2
     try:
         source = args.results if args.results is not None else results.newest_sweep(args.results_root)
@@ -54,6 +56,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"report: {index} ({outcome.jobs_ran} of {outcome.jobs} jobs ran)")
     return 0
+
+
+def argument_error(args) -> str | None:
+    """One line for the first bad option (checked before anything is read or written), or None."""
+    if not (args.target > 0 and math.isfinite(args.target)):
+        return f"--target {args.target:g} is not valid: use a positive finite MSR, e.g. --target 1e-10"
+    if args.out is not None and args.out.exists():
+        if not args.out.is_dir():
+            return f"--out {args.out} is a file: give a new or empty folder for the report"
+        if any(args.out.iterdir()):
+            return (f"--out {args.out} is not empty: a report never overwrites files; give a new or empty folder "
+                    f"(or leave --out out: reports/<sweep>_<stamp>)")
+    for name, folder in (("--reports-root", args.reports_root), ("--results-root", args.results_root)):
+        if folder.exists() and not folder.is_dir():
+            return f"{name} {folder} is a file: give a folder"
+    return None
 
 
 if __name__ == "__main__":

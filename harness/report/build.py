@@ -53,6 +53,20 @@ def default_folder(source: Path, df: pd.DataFrame, mode: str, root: Path) -> Pat
     return root / re.sub(r"[^A-Za-z0-9_.+=-]", "_", f"{name}_{stamp}{suffix}")
 
 
+def claim(folder: Path) -> Path:
+    """Create ``folder``, or ``folder-2``, ``folder-3``, ... if it exists: two reports of one sweep (even started
+    in the same second) never share a folder, and an earlier report is never overwritten."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        candidate = folder if k == 1 else folder.with_name(f"{folder.name}-{k}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise results.ResultsError(f"{folder}: 9,999 reports of this sweep already; remove some or give --out")
+
+
 def budgets(metadata: dict[str, dict]) -> pd.DataFrame:
     """run_id -> the job's stop target (NaN: none set) and max_seconds, from its recorded config."""
     rows = []
@@ -103,13 +117,15 @@ def build(source: str | Path, *, out: str | Path | None = None, target: float = 
     raw = results.load(source)
     metadata = results.load_metadata(source)
     df = metrics.prepare(raw)
-    folder = Path(out) if out else default_folder(source, df, mode, Path(reports_root))
+    folder = Path(out) if out else claim(default_folder(source, df, mode, Path(reports_root)))
     folder.mkdir(parents=True, exist_ok=True)
     outcome = Outcome(folder)
     outcome.warnings += [f"skipped {p}: {why}" for p, why in raw.attrs.get("skipped", [])]
     if df.attrs.get("superseded"):
-        outcome.warnings.append(f"{df.attrs['superseded']} job(s) superseded by a newer run of the same "
-                                "sweep, problem, size, solver and repeat (the newest is used)")
+        gone = df.attrs["superseded"]
+        more = f"; and {len(gone) - 5} more" if len(gone) > 5 else ""
+        outcome.warnings.append(f"{len(gone)} job(s) superseded by a newer run of the same job (same sweep, "
+                                f"identity and repeat; the newest is used): {'; '.join(gone[:5])}{more}")
     if groups.ALL in grouping_list:
         hidden = df.loc[~groups.one_sweep_per_cell(df), "job"].nunique()
         if hidden:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import canvas, style
 from .curves import pooled
-from .metrics import FIT_SIZES, FLOOR, tag
+from .metrics import FIT_SIZES, FLOOR, size_name, tag
 
 
 @dataclass
@@ -41,9 +41,8 @@ def line_style(family: str) -> dict:
 
 
 def size_title(sizes: pd.DataFrame, n: int) -> str:
-    """'n = 64 (3,600 unknowns)' from any frame with ``n`` and ``n_unknowns``."""
-    u = sizes.loc[sizes["n"] == n, "n_unknowns"]
-    return f"n = {n}" + (f"  ({int(u.iloc[0]):,} unknowns)" if len(u) and np.isfinite(u.iloc[0]) else "")
+    """'n = 64 (3,600 unknowns)', or a grid set by h and w by its true shape (``metrics.size_name``)."""
+    return size_name(sizes, n)
 
 
 def _wrap(count: int) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.colors import to_hex
 
 from .curves import pooled
+from .metrics import size_name
 
 AXES = {"time": ("time_plot", "solve time [s] (direct solvers: setup + solve)"),
         "iteration": ("iteration", "iteration (iteration 0, the initial field, is off the log axis)")}
@@ -84,7 +85,7 @@ def figure(curves: pd.DataFrame, problem: str, palette: dict, axis: str, title: 
                                                                                    "font": {"size": 11}}}
         layout[f"yaxis{s}"] = {**grid, "domain": yd, "anchor": f"x{s}", "exponentformat": "power",
                                "title": {"text": "MSR", "font": {"size": 11}}}
-        layout["annotations"].append({"text": f"n = {sizes[k]}", "showarrow": False, "xref": "paper",
+        layout["annotations"].append({"text": size_name(data, sizes[k]), "showarrow": False, "xref": "paper",
                                       "yref": "paper", "x": sum(xd) / 2, "y": yd[1], "xanchor": "center",
                                       "yanchor": "bottom", "font": {"size": 13}})
     present = set(lines["label"])

@@ -15,11 +15,13 @@ never part of ``t``; ``total = setup_s + t``.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pandas as pd
 
+from harness import identity
 from harness.curve import FLOOR, crossing
 from harness.results import CELL
 
@@ -39,34 +41,79 @@ def targets_for(target: float) -> list[float]:
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
     """The report's view of a loaded frame (``harness.results.load`` has normalised it already).
 
-    A configuration run with several thread counts becomes one curve per count (``base_label`` keeps
-    the configuration's own label). When several runs of one sweep are loaded together
-    (``results/<sweep>/<stamp>/...``), a job re-run by a newer run of the *same sweep* supersedes
-    the older copy of its (problem, n, label, repeat): the one whose path sorts last, i.e. the
-    newest timestamp folder, wins; ``attrs['superseded']`` counts them. Copies in *different*
-    sweeps are separate measurements (their budgets may differ, and each paper grouping reads its
-    own preset's jobs): all are kept.
+    De-duplication by job identity (``harness.identity``: problem and its parameters, grid, solver and
+    its parameters, budget, seed, threads, ...): when several runs of one sweep are loaded together
+    (``results/<sweep>/<stamp>/...``), a newer copy of the *same* job (same identity and repeat, same
+    sweep) supersedes the older one: the one written last wins, and ``attrs['superseded']`` lists
+    "old file (by new file)". Jobs that differ in anything are all kept; copies in *different* sweeps
+    are separate measurements (their budgets may differ, and each paper grouping reads its own
+    preset's jobs).
+
+    Labels: jobs of one sweep with the same label whose identities differ at the same problem and size
+    (a sweep over ``seed``, ``problem.variant``, a ``budget.*`` key, ``problem.h``/``w``) get what differs
+    appended (``cg [seed=1]``), so each is its own curve and table row instead of a false repeat; a
+    configuration run with several thread counts becomes one curve per count. ``base_label`` is the label
+    without the thread count.
     """
     df = df.copy()
+    jobs = df.drop_duplicates("job")[["job", "path", "written", "sweep", "identity", "repeat"]]
+    order = jobs.assign(_when=pd.to_datetime(jobs["written"], errors="coerce", utc=True, format="ISO8601"))
+    order = order.sort_values(["_when", "path"], na_position="first")
+    keep = order.drop_duplicates(["sweep", "identity", "repeat"], keep="last")
+    newest = keep.set_index(["sweep", "identity", "repeat"])["path"]
+    superseded = [f"{r.path} (by {newest[(r.sweep, r.identity, r.repeat)]})"
+                  for r in order[~order["job"].isin(set(keep["job"]))].itertuples()]
+    df = df[df["job"].isin(set(keep["job"]))].copy()
+    df["label"] = _distinguished_labels(df)
     df["base_label"] = df["label"]
     # A configuration run with several thread counts (e.g. +sweep=laplace_threads) is one curve per count.
     several = df.groupby("label")["threads"].nunique()
     split = df["label"].isin(several[several > 1].index) & df["threads"].notna()
     df.loc[split, "label"] = (df.loc[split, "label"] + " [threads=" + df.loc[split, "threads"].astype(int).astype(str)
                               + "]")
-    # within one sweep, the newest copy of each (problem, n, label, repeat) wins
-    jobs = df.drop_duplicates("job")[["job", "path", "sweep", *CELL, "repeat"]]
-    keep = jobs.sort_values("path").drop_duplicates(["sweep", *CELL, "repeat"], keep="last")["job"]
-    superseded = jobs["job"].nunique() - keep.nunique()
-    df = df[df["job"].isin(set(keep))]
     df = df.sort_values(["problem", "n", "label", "repeat", "job", "iteration"], na_position="first")
     df = df.reset_index(drop=True)
-    df.attrs["superseded"] = int(superseded)
+    df.attrs["superseded"] = superseded
     return df
 
 
+def _distinguished_labels(df: pd.DataFrame) -> pd.Series:
+    """Each row's label, plus what sets its job apart where jobs of one sweep share a label, a problem and a
+    size but not an identity (the thread count aside: split separately)."""
+    jobs = df.drop_duplicates(["sweep", "identity"])[["sweep", "problem", "n", "label", "identity", "spec"]]
+    specs = {i: json.loads(s) if s else {} for i, s in zip(jobs["identity"], jobs["spec"], strict=True)}
+    suffix: dict[tuple[str, str], str] = {}
+    for (sweep, _), group in jobs.groupby(["sweep", "label"], sort=False):
+        keys = sorted({k for _, cell in group.groupby(["problem", "n"])
+                       for k in identity.differing([specs[i] for i in cell["identity"]],
+                                                   ignore=("threads", "problem.name", "solver.label"))})
+        if keys:
+            for i in group["identity"]:
+                suffix[(sweep, i)] = f" [{identity.differences(specs[i], keys)}]"
+    if not suffix:
+        return df["label"]
+    extra = [suffix.get((s, i), "") for s, i in zip(df["sweep"], df["identity"], strict=True)]
+    return df["label"] + pd.Series(extra, index=df.index)
+
+
+def size_name(rows: pd.DataFrame, n: int) -> str:
+    """How grid size ``n`` of ``rows`` reads in a caption: 'n = 64 (3,844 unknowns)', or, for a grid set by
+    ``problem.h`` and ``problem.w``, its true shape ('16 x 24 (240 unknowns)'); several shapes under one n
+    are all named."""
+    at = rows[rows["n"] == n]
+    h, w = (at[c] if c in at.columns else pd.Series(dtype=float) for c in ("h", "w"))
+    shapes = sorted({(int(a), int(b)) for a, b in zip(h, w, strict=True) if pd.notna(a) and pd.notna(b)})
+    u = at["n_unknowns"].dropna() if "n_unknowns" in at.columns else pd.Series(dtype=float)
+    unknowns = f" ({int(u.iloc[0]):,} unknowns)" if len(u) and np.isfinite(u.iloc[0]) else ""
+    if not shapes or shapes == [(n, n)]:
+        return f"n = {n}{unknowns}"
+    if len(shapes) == 1:
+        return f"{shapes[0][0]} x {shapes[0][1]}{unknowns}"
+    return f"n = {n}: grids " + ", ".join(f"{a} x {b}" for a, b in shapes)
+
+
 # --------------------------------------------------------------------------- time to target
-PER_JOB = ("run_id", "problem", "n", "label", "base_label", "solver", "family", "backend", "device", "repeat",
+PER_JOB = ("run_id", "problem", "n", "h", "w", "label", "base_label", "solver", "family", "backend", "device", "repeat",
            "status", "message", "exact_kind", "strategy", "sweep", "params", "threads")
 
 
@@ -189,6 +236,7 @@ def cell_table(jobs: pd.DataFrame, targets) -> pd.DataFrame:
     info = grouped.agg(solver=("solver", "first"), family=("family", "first"),
                        backend=("backend", "first"), device=("device", "first"),
                        exact_kind=("exact_kind", "first"), n_unknowns=("n_unknowns", "first"),
+                       h=("h", "first"), w=("w", "first"),
                        repeats=("job", "size"), ran=("ran", "any"))
     for col in ("stop_target", "max_seconds"):   # the jobs' budgets (``build.budgets``), where known
         if col in jobs:

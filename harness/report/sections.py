@@ -87,9 +87,8 @@ def _tables(problems: list[str], cells: pd.DataFrame | None, rank: pd.DataFrame,
             continue
         for n in sorted(cells.loc[cells["problem"] == problem, "n"].unique()):
             cp = cells[(cells["problem"] == problem) & (cells["n"] == n)]
-            unknowns = cp["n_unknowns"].iloc[0]
             sizes.append(Table(
-                f"{problem}, n = {n} ({int(unknowns):,} unknowns)" if np.isfinite(unknowns) else f"{problem}, n = {n}",
+                f"{problem}, {metrics.size_name(cp, n)}",
                 tables.size_table(cp, targets, target, ref),
                 f"Times in seconds, iterations interpolated; median [min-max] over repeats. Speedup = {ref or 'cg'}'s "
                 f"setup+solve time to {tag(target)} / this solver's (> 1 is faster). A solve time past the job's "
