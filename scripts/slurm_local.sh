@@ -124,12 +124,13 @@ start() {
         write_conf
         if [ -z "$(ctld_pid)" ]; then
             slurmctld
-            wait_for 20 slurmctld scontrol ping
+            wait_for 20 slurmctld eval "scontrol ping >/dev/null 2>&1"
             started_here slurmctld || echo slurmctld >>"$STARTED"
             say "slurmctld: started (pid $(ctld_pid))"
         fi
         if [ -z "$(slurmd_pid)" ]; then
             slurmd
+            wait_for 20 slurmd eval '[ -n "$(slurmd_pid)" ]'
             started_here slurmd || echo slurmd >>"$STARTED"
             say "slurmd: started (pid $(slurmd_pid))"
         fi
@@ -154,7 +155,7 @@ stop_one() {  # stop_one NAME PID
 }
 
 stop() {
-    [ -r "$STARTED" ] || { say "nothing started by this script"; return 0; }
+    [ -s "$STARTED" ] || { say "nothing started by this script is running"; return 0; }
     stop_one slurmd "$(slurmd_pid)"
     stop_one slurmctld "$(ctld_pid)"
     stop_one munged "$(munged_pid)"

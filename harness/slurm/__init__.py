@@ -7,6 +7,7 @@
 """
 
 from harness.slurm.record import JobRecord, Outcome, read_records, summary_lines
-from harness.slurm.sweep import LAUNCHES, launch, node_signals
+from harness.slurm.sweep import LAUNCHES, launch, node_signals, refuse_without_slurm
 
-__all__ = ["LAUNCHES", "JobRecord", "Outcome", "launch", "node_signals", "read_records", "summary_lines"]
+__all__ = ["LAUNCHES", "JobRecord", "Outcome", "launch", "node_signals", "read_records", "refuse_without_slurm",
+           "summary_lines"]

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +45,14 @@ log = logging.getLogger("harness")
 
 LAUNCHES: list[list[JobRecord]] = []  # what this process launched, for the sweep's summary
 UNSEEN_GRACE_S = 120  # a job squeue has never listed this long after submission is looked up in sacct
+
+
+def refuse_without_slurm() -> None:
+    """Before the sweep writes anything: one line and exit 2 where no Slurm job can be submitted."""
+    if shutil.which("sbatch") is None:
+        print("error: hydra/launcher=slurm needs Slurm's sbatch, which this machine does not have: run the sweep "
+              "on a Slurm submit host (or try it here: bash scripts/slurm_local.sh start)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def node_signals() -> None:
@@ -291,4 +301,4 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-__all__ = ["LAUNCHES", "launch", "node_signals"]
+__all__ = ["LAUNCHES", "launch", "node_signals", "refuse_without_slurm"]

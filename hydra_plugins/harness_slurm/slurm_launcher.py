@@ -36,6 +36,12 @@ if SlurmLauncher is not None:
             self.max_pending_min = max_pending_min
             self.poll_s = poll_s
 
+        def setup(self, **kwargs: Any) -> None:  # before the sweep writes anything
+            from harness.slurm import refuse_without_slurm
+
+            refuse_without_slurm()
+            super().setup(**kwargs)
+
         def launch(self, job_overrides, initial_job_idx):
             from harness.slurm import launch
 
