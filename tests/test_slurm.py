@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -149,6 +150,25 @@ def test_a_cancelled_job_is_recorded_with_slurms_reason_and_resume_runs_only_it(
     df = load(folder)
     assert df.groupby("label").run_id.nunique().tolist() == [1, 1, 1]
     assert df.run_id.nunique() == 3 and len(trace_files(folder)) == 3  # the missing job, and no duplicate
+
+
+def test_stopping_the_sweep_cancels_its_jobs(cluster, tmp_path):
+    """SIGTERM to the sweep (as Ctrl-C, or its own Slurm job's end): it exits 143 with the resume line, and
+    cancels its jobs still queued or running, so nothing writes into the folder after it."""
+    args = ["problem.n=16", f"solver._target_={SLOW}", "+solver.delay=0.05,0.06", "budget.max_iters=100"]
+    proc = sweep(tmp_path, "stop", *args, wait=False)
+    folder = tmp_path / "stop"
+    running = _wait_until_running(proc, folder, "0")
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc)
+    assert code == 143 and f"stopped: stopped by SIGTERM. Finished jobs are kept; to run the rest, repeat the " \
+                           f"command with resume={folder}" in out, out[-3000:]
+    rec = records(folder)
+    assert [r["outcome"] for r in rec] == ["cancelled", "cancelled"]
+    assert all(r["reason"] == "cancelled because the sweep was stopped" for r in rec)
+    array = running.split("_")[0]
+    assert set(slurm_state(array).split()) == {"CANCELLED"}
+    assert not trace_files(folder)
 
 
 def test_a_job_past_its_time_limit_is_recorded_as_timeout(cluster, tmp_path):
