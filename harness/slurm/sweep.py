@@ -18,17 +18,16 @@ looks complete, as a job of the basic launcher does (``node_signals``).
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from harness.slurm.jobs import PlannedJob, complete_trace, compose, find_trace, record_not_run, relative
 from harness.slurm.record import JobRecord, Outcome, append_records
 from harness.slurm.scheduler import (
     ACTIVE,
@@ -44,6 +43,7 @@ from harness.slurm.scheduler import (
 log = logging.getLogger("harness")
 
 LAUNCHES: list[list[JobRecord]] = []  # what this process launched, for the sweep's summary
+SWEEP_STOPPED = "cancelled because the sweep was stopped"
 UNSEEN_GRACE_S = 120  # a job squeue has never listed this long after submission is looked up in sacct
 
 
@@ -64,14 +64,6 @@ def node_signals() -> None:
     signal.signal(signal.SIGUSR2, lambda sig, frame: log.info("Slurm: the time limit is near"))
 
 
-@dataclass
-class PlannedJob:
-    num: int
-    overrides: list[str]
-    config: Any = None            # the composed job config (with its hydra node), composed when needed
-    complete: Path | None = None  # resume=: this job's trace already in the folder
-
-
 def launch(launcher, job_overrides, initial_job_idx: int, *, max_pending_min: float | None,
            poll_s: float) -> list:
     """Submit the jobs not yet complete, wait for all of them, record each; the JobReturns of those
@@ -87,11 +79,11 @@ def launch(launcher, job_overrides, initial_job_idx: int, *, max_pending_min: fl
     for job in jobs:
         log.info(f"\t#{job.num} : {' '.join(filter_overrides(job.overrides))}")
         if resuming:
-            job.complete = _complete_trace(_compose(launcher, job))
+            job.complete = complete_trace(compose(launcher, job))
             if job.complete is not None:
                 log.info(f"\t#{job.num} complete in {job.complete.parent} (resume: not submitted)")
                 records.append(JobRecord(job.num, job.overrides, Outcome.SKIPPED,
-                                         trace=_relative(job.complete, sweep_dir)))
+                                         trace=relative(job.complete, sweep_dir)))
     todo = [j for j in jobs if j.complete is None]
     returns = []
     try:
@@ -117,26 +109,26 @@ def _submit_and_wait(launcher, todo: list[PlannedJob], sweep_dir: Path, records:
     except Exception as exc:  # noqa: BLE001 - sbatch refused the array: every job is recorded, none runs
         reason = f"Slurm refused the job: {submission_error(exc)}"
         for job in todo:
-            records.append(_record_not_run(launcher, job, sweep_dir, Outcome.UNAVAILABLE, "", reason))
+            records.append(record_not_run(launcher, job, sweep_dir, Outcome.UNAVAILABLE, "", reason))
         return []
     by_id = {s.job_id: (job, s) for job, s in zip(todo, submitted, strict=True)}
     log.info(f"Slurm: array {submitted[0].job_id.split('_')[0]}, {len(submitted)} jobs")
+    final: dict[str, JobState] = {}
+    gave_up: set[str] = set()
     try:
-        final, gave_up = _wait(list(by_id), max_pending_min, poll_s)
+        _wait(list(by_id), final, gave_up, max_pending_min, poll_s)
     except BaseException:  # the sweep was stopped: its jobs stop too, so nothing writes into the folder later
-        unfinished = [i for i in by_id if not _has_result(by_id[i][1])]
-        cancel(unfinished)
-        for i in unfinished:
-            job, _ = by_id[i]
-            records.append(JobRecord(job.num, job.overrides, Outcome.CANCELLED, i, "CANCELLED",
-                                     "cancelled because the sweep was stopped"))
+        cancel([i for i in by_id if i not in final])
+        for i in by_id:
+            final.setdefault(i, JobState("CANCELLED", SWEEP_STOPPED))
         raise
-    returns = []
-    for job_id, (job, submitted_job) in by_id.items():
-        record, returned = _outcome(launcher, job, submitted_job, final[job_id], job_id in gave_up, sweep_dir)
-        records.append(record)
-        if returned is not None:
-            returns.append(returned)
+    finally:
+        returns = []
+        for job_id, (job, submitted_job) in by_id.items():
+            record, returned = _outcome(launcher, job, submitted_job, final[job_id], job_id in gave_up, sweep_dir)
+            records.append(record)
+            if returned is not None:
+                returns.append(returned)
     return returns
 
 
@@ -155,11 +147,10 @@ def _executor(params: dict[str, Any]):
     return executor
 
 
-def _wait(job_ids: list[str], max_pending_min: float | None, poll_s: float) -> tuple[dict[str, JobState], set]:
-    """Poll squeue until every job is in a final state. Jobs still pending when nothing of the sweep
-    has run for ``max_pending_min`` minutes are cancelled (returned in the second element)."""
-    final: dict[str, JobState] = {}
-    gave_up: set[str] = set()
+def _wait(job_ids: list[str], final: dict[str, JobState], gave_up: set[str], max_pending_min: float | None,
+          poll_s: float) -> None:
+    """Poll squeue until every job is in a final state (filling ``final``). Jobs still pending when
+    nothing of the sweep has run for ``max_pending_min`` minutes are cancelled (and put in ``gave_up``)."""
     start = progress = time.monotonic()
     warned = False
     while len(final) < len(job_ids):
@@ -191,7 +182,6 @@ def _wait(job_ids: list[str], max_pending_min: float | None, poll_s: float) -> t
                 gave_up.add(i)
         if len(final) < len(job_ids):
             time.sleep(poll_s)
-    return final, gave_up
 
 
 def _has_result(submitted) -> bool:
@@ -203,8 +193,10 @@ def _outcome(launcher, job: PlannedJob, submitted, state: JobState, gave_up: boo
     from hydra.core.utils import JobStatus
 
     job_id = submitted.job_id
+    if state.reason == SWEEP_STOPPED and not _has_result(submitted):
+        return JobRecord(job.num, job.overrides, Outcome.CANCELLED, job_id, state.state, state.reason), None
     if gave_up:
-        return _record_not_run(launcher, job, sweep_dir, Outcome.UNAVAILABLE, job_id, state.reason), None
+        return record_not_run(launcher, job, sweep_dir, Outcome.UNAVAILABLE, job_id, state.reason), None
     returned, error = None, ""
     if _has_result(submitted):
         try:
@@ -213,92 +205,18 @@ def _outcome(launcher, job: PlannedJob, submitted, state: JobState, gave_up: boo
             error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if returned is not None and returned.status != JobStatus.COMPLETED:
             error, returned = f"{type(returned._return_value).__name__}: {returned._return_value}", None
-    trace = _find_trace(launcher, job, returned)
+    trace = find_trace(launcher, job, returned)
     why = "; ".join(p for p in (state.reason, stepd_line(submitted.paths.stderr), error) if p)
     if trace is not None:  # the job wrote its trace: its result, whatever Slurm did afterwards
         return JobRecord(job.num, job.overrides, Outcome.COMPLETED, job_id, state.state, why if
-                         state.state != "COMPLETED" else "", _relative(trace, sweep_dir)), returned
+                         state.state != "COMPLETED" else "", relative(trace, sweep_dir)), returned
     if state.state == "TIMEOUT":
         limit = launcher.params.get("timeout_min")
         message = (f"Slurm stopped job {job_id} at its time limit (hydra.launcher.timeout_min={limit}): "
                    f"{why or 'TIMEOUT'}; the partial trace is lost with the job")
-        return _record_not_run(launcher, job, sweep_dir, Outcome.TIMED_OUT, job_id, message, state), None
+        return record_not_run(launcher, job, sweep_dir, Outcome.TIMED_OUT, job_id, message, state), None
     outcome = Outcome.CANCELLED if state.state in STOPPED else Outcome.FAILED
     return JobRecord(job.num, job.overrides, outcome, job_id, state.state, why or "no reason given"), None
-
-
-def _find_trace(launcher, job: PlannedJob, returned) -> Path | None:
-    """The job's trace, if it wrote one (its folder from what it returned, else from its config)."""
-    from harness.results import TRACE_NAME
-
-    runtime = returned.hydra_cfg.hydra.runtime if returned is not None and returned.hydra_cfg else None
-    folder = Path(str(runtime.output_dir)) if runtime is not None else _folder(launcher, job)
-    trace = folder / TRACE_NAME
-    return trace if trace.exists() else None
-
-
-def _record_not_run(launcher, job: PlannedJob, sweep_dir: Path, outcome: Outcome, job_id: str, message: str,
-                    state: JobState | None = None) -> JobRecord:
-    """Write the trace of a job that never ran (or whose run Slurm ended), and its record."""
-    from harness.job import run_job
-    from harness.runner import JobResult
-    from harness.status import Status
-
-    status = Status.TIMEOUT if outcome == Outcome.TIMED_OUT else Status.UNAVAILABLE
-    cfg = _compose(launcher, job)
-    folder = _folder(launcher, job)
-    slurm = {"job": job_id, "state": state.state if state else "", "node": state.node if state else "",
-             "reason": message}
-    trace = run_job(_task_config(cfg), folder, list(cfg.hydra.overrides.task),
-                    not_run=JobResult(status, message), facts={"slurm": slurm})
-    return JobRecord(job.num, job.overrides, outcome, job_id, state.state if state else "", message,
-                     _relative(trace, sweep_dir))
-
-
-def _compose(launcher, job: PlannedJob):
-    """The job's full config, as Hydra composes it on the node (hydra node included)."""
-    from omegaconf import open_dict
-
-    if job.config is None:
-        cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(job.overrides))
-        with open_dict(cfg.hydra.job):
-            cfg.hydra.job.num = job.num
-            cfg.hydra.job.id = f"job_id_for_{job.num}"
-        job.config = cfg
-    return job.config
-
-
-def _task_config(cfg):
-    """The job's config without its hydra node: what the task function gets."""
-    from omegaconf import open_dict, read_write
-
-    task = copy.deepcopy(cfg)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    return task
-
-
-def _folder(launcher, job: PlannedJob) -> Path:
-    cfg = _compose(launcher, job)
-    return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-
-
-def _complete_trace(cfg) -> Path | None:
-    """resume=: the trace of this job already in the folder (the same test ``harness.run`` makes in the job)."""
-    from omegaconf import OmegaConf
-
-    from harness.resume import find_complete, job_key
-
-    task = _task_config(cfg)
-    return find_complete(task.resume, job_key(OmegaConf.to_container(task, resolve=True),
-                                              list(cfg.hydra.overrides.task)))
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 __all__ = ["LAUNCHES", "launch", "node_signals", "refuse_without_slurm"]
