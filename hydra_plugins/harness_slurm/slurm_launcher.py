@@ -22,6 +22,7 @@ if SlurmLauncher is not None:
     @dataclass
     class HarnessSlurmConf(SlurmQueueConf):
         _target_: str = "hydra_plugins.harness_slurm.slurm_launcher.HarnessSlurmLauncher"
+        cpus_per_task: Any = None  # ${threads}: an integer, or "all" (the whole node: no --cpus-per-task)
         # give up (record `unavailable`, with Slurm's reason) on jobs still pending when nothing of
         # the sweep has run for this many minutes; None: wait
         max_pending_min: Optional[float] = None  # noqa: UP045 - OmegaConf reads it at runtime
@@ -33,6 +34,8 @@ if SlurmLauncher is not None:
     class HarnessSlurmLauncher(SlurmLauncher):
         def __init__(self, max_pending_min: float | None = None, poll_s: float = 1.0, **params: Any) -> None:
             super().__init__(**params)
+            if self.params.get("cpus_per_task") == "all":  # threads=all: the whole (exclusive) node
+                self.params["cpus_per_task"] = None
             self.max_pending_min = max_pending_min
             self.poll_s = poll_s
 
