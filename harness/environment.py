@@ -96,6 +96,17 @@ def versions() -> dict[str, str]:
     return out
 
 
+SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_PARTITION",
+                   "SLURM_JOB_NODELIST", "SLURM_CPUS_ON_NODE", "SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU",
+                   "SLURM_JOB_GPUS", "SLURM_CLUSTER_NAME")
+
+
+def slurm_job() -> dict[str, str] | None:
+    """The Slurm job this process runs in (its id, array task, partition, node, CPUs, memory), or None."""
+    found = {k.removeprefix("SLURM_").lower(): os.environ[k] for k in SLURM_VARIABLES if os.environ.get(k)}
+    return found or None
+
+
 @functools.cache
 def environment() -> dict:
     """Static facts, computed once per process."""
@@ -108,8 +119,9 @@ def environment() -> dict:
         "cuda": cuda_versions(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
+        "slurm": slurm_job(),
     }
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def now(timespec: str = "seconds") -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec=timespec)

@@ -98,7 +98,8 @@ def more_repeats(result: JobResult, max_solve_s: float | None = None) -> bool:
 
 
 def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
-            write_unstarted: bool = True) -> Path:
+            write_unstarted: bool = True, not_run: JobResult | None = None,
+            facts: dict[str, Any] | None = None) -> Path:
     """Run the configured job (its repeats) and write ``out_dir/trace.parquet``.
 
     Repeat r+1 runs only if repeat r was short enough to be worth repeating
@@ -110,7 +111,11 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     whose repeats started (unavailable solver, bad solver configuration, grid
     too large) raises ``JobNotRun`` and writes nothing, which is what a single
     command-line job wants; a sweep records such jobs instead.
+
+    ``not_run`` records a job that never ran here, with that result (the Slurm launcher's jobs that
+    passed their time limit, or that the scheduler refused), and ``facts`` go into its metadata.
     """
+    started = now("microseconds")  # with "ended": when this job held its machine (tests/test_slurm.py)
     overrides = list(overrides)
     threads = set_threads(cfg.threads)
     budget = build_budget(cfg)
@@ -123,10 +128,11 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
     label = solver_label(name, overrides)
     family = solver_family(solver_cfg)
     run_id = uuid.uuid4().hex[:12]
-    refusal = memory_refusal(problem_cfg, solver_cfg) if cfg.get("memory_check", True) else None
+    check_memory = cfg.get("memory_check", True) and not_run is None
+    refusal = memory_refusal(problem_cfg, solver_cfg) if check_memory else None
     # Isolated, the problem is built in the child, under the first repeat's deadline (a huge obstacle problem
     # cannot stall the sweep); ``where`` then learns the built problem's facts from the child.
-    problem = None if refusal or isolate else build_problem(cfg)
+    problem = None if refusal or not_run or isolate else build_problem(cfg)
     where = _problem_fields(cfg, problem)
     fallback = {"family": family or "unknown", "backend": "unknown", "device": solver_cfg.get("device", "cpu")}
     rows, results, guards, pending = [], [], [], []
@@ -142,7 +148,9 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
 
     repeats = int(cfg.repeats)
     child = {}
-    if refusal:
+    if not_run is not None:
+        record(0, not_run, {}, {"outcome": "not run"})
+    elif refusal:
         record(0, JobResult(Status.ERROR, refusal), {}, {"outcome": "refused"})
     elif isolate and (unsafe := fork_refusal()):
         record(0, JobResult(Status.ERROR, unsafe), {}, {"outcome": "refused"})
@@ -172,6 +180,8 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         "run_id": run_id,
         "job_key": job_key(OmegaConf.to_container(cfg, resolve=True)),
         "date": now(),
+        "started": started,
+        "ended": now("microseconds"),
         **environment_isolated(isolate),
         "threads": threads,
         "threads_setting": cfg.get("threads"),
@@ -183,6 +193,7 @@ def run_job(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = (), *,
         "overrides": overrides,
         "timing_check": [r.timing_check for r in results],
         "guard": {"isolated": isolate, "job_timeout_s": timeout, "repeats": guards, **child},
+        **(facts or {}),
     }
     trace = pd.concat(rows, ignore_index=True)
     try:

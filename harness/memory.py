@@ -5,7 +5,7 @@ The estimate is the number of grid nodes times bytes per node: ``BASE_BYTES_PER_
 problem's own caches: the sparse assembly, the metrics), plus what the solver class declares
 (``Solver.memory_per_node``), plus what the problem's generator declares for its reference
 solution (``problems.reference_bytes_per_node``), against the memory this process may still
-use (``MemAvailable``, capped by a cgroup limit such as a Slurm allocation).
+use (``MemAvailable``, capped by a cgroup limit and by the job's Slurm allocation, ``--mem``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from problems import reference_bytes_per_node
 
 GiB = 1024**3
+MiB = 1024**2
 
 # Peak resident bytes per grid node (H*W), measured with the guard's child processes (ru_maxrss
 # above the job process) on laplace_bilinear at n = 512, 1024, 2048 and rounded up; see
@@ -67,9 +68,39 @@ def bytes_per_node(solver_cfg: dict, problem_name: str = "") -> int:
     return BASE_BYTES_PER_NODE + solver + reference_bytes_per_node(problem_name)
 
 
+def slurm_memory_limit() -> int | None:
+    """Bytes of this Slurm job's memory allocation, from the variables Slurm sets in every job
+    (``--mem``: SLURM_MEM_PER_NODE; ``--mem-per-cpu``: SLURM_MEM_PER_CPU x SLURM_CPUS_ON_NODE, in MiB),
+    or None outside Slurm. Read from the environment because a cluster without cgroup task
+    plugins enforces nothing the process could see, yet the job was granted only this much."""
+    try:
+        if os.environ.get("SLURM_MEM_PER_NODE"):
+            return int(os.environ["SLURM_MEM_PER_NODE"]) * MiB
+        if os.environ.get("SLURM_MEM_PER_CPU") and os.environ.get("SLURM_CPUS_ON_NODE"):
+            return int(os.environ["SLURM_MEM_PER_CPU"]) * int(os.environ["SLURM_CPUS_ON_NODE"]) * MiB
+    except ValueError:
+        pass
+    return None
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (what it already holds of a Slurm allocation)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def available_memory() -> int | None:
-    """Bytes this process may still allocate: MemAvailable, capped by a cgroup (v2 or v1) limit."""
-    avail = None
+    """Bytes this process may still allocate: MemAvailable, capped by a cgroup (v2 or v1) limit and by
+    the job's Slurm allocation."""
+    return memory_available()[0]
+
+
+def memory_available() -> tuple[int | None, str]:
+    """(bytes this process may still allocate, what sets that figure: "this machine" (its memory or
+    cgroup) or "this Slurm job (--mem ...)", for the refusal's wording)."""
+    avail, where = None, "this machine"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -81,7 +112,7 @@ def available_memory() -> int | None:
         try:
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
-            return None
+            return None, where
     for limit_f, usage_f in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                              ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
                               "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
@@ -92,7 +123,10 @@ def available_memory() -> int | None:
             break
         except (OSError, ValueError):
             continue
-    return avail
+    slurm = slurm_memory_limit()
+    if slurm is not None and slurm - _resident_bytes() < avail:
+        avail, where = slurm - _resident_bytes(), f"this Slurm job (--mem {slurm / GiB:.1f} GiB)"
+    return avail, where
 
 
 def estimate_bytes(problem_cfg: dict, solver_cfg: dict) -> int | None:
@@ -108,11 +142,12 @@ def memory_refusal(problem_cfg: dict, solver_cfg: dict, *, available: int | None
                    margin: float = 0.9) -> str | None:
     """One line if the job would not fit in memory, else None."""
     need = estimate_bytes(problem_cfg, solver_cfg)
-    have = available_memory() if available is None else available
+    have, where = memory_available() if available is None else (available, "this machine")
     if need is None or have is None or need <= margin * have:
         return None
     h, w = grid_shape(problem_cfg)
     family = solver_family(solver_cfg)
+    more = " or a larger hydra.launcher.mem_gb" if where.startswith("this Slurm job") else ""
     return (f"grid {h}x{w} needs ~{need / GiB:.1f} GiB ({solver_cfg.get('name', '?')}, {family or 'unknown'} "
-            f"family: ~{need // (h * w)} bytes per node), this machine has {max(have, 0) / GiB:.1f} GiB "
-            f"available: use a smaller problem.n, or memory_check=false to try anyway")
+            f"family: ~{need // (h * w)} bytes per node), {where} has {max(have, 0) / GiB:.1f} GiB "
+            f"available: use a smaller problem.n{more}, or memory_check=false to try anyway")
