@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import signal
@@ -222,8 +223,17 @@ def test_a_huge_budget_gets_a_finite_deadline_that_says_so(caplog):
     from harness.job import MAX_DEFAULT_TIMEOUT_S, build_budget, job_timeout
 
     cfg = config("budget.max_seconds=1e300")
-    with caplog.at_level("INFO", logger="harness"):
-        assert job_timeout(cfg, build_budget(cfg)) == MAX_DEFAULT_TIMEOUT_S
+    log = logging.getLogger("harness")
+    # an in-process Hydra run earlier in the session may have configured logging (disabled or detached
+    # this logger): listen on the logger itself
+    disabled, log.disabled = log.disabled, False
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("INFO", logger="harness"):
+            assert job_timeout(cfg, build_budget(cfg)) == MAX_DEFAULT_TIMEOUT_S
+    finally:
+        log.removeHandler(caplog.handler)
+        log.disabled = disabled
     assert "capped at 86400 s per repeat; set job_timeout_s" in caplog.text
     assert config_error(config("budget.max_seconds=inf")).startswith("budget.max_seconds=inf is not valid")
 
