@@ -560,7 +560,7 @@ def _main(cfg) -> None:
         why = f"cannot write results to {out_dir}: {exc.strerror or exc}"
         if exc.errno in DISK_FULL and not single:
             raise DiskFull(why, code=1) from None
-        fail(why, code=1)
+        fail(f"{why}; free some space (or choose another folder) and run it again", code=1)
         return
     faults = outcome.job_faults(trace)
     if faults and single:
