@@ -31,6 +31,7 @@ from harness.output import is_multirun, keep_sweep_record, plan_output, remove_j
 from harness.overrides import INFO_FLAGS, _check_values, _hydra_error_line, check_arguments
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+MULTIRUN_FLAGS = ("-m", "--multirun")
 log = logging.getLogger("harness")
 
 
@@ -120,6 +121,9 @@ def cli() -> None:
     from harness import outcome
 
     argv = sys.argv[1:]
+    # -m anywhere: Hydra's own parser takes it only before the overrides ("unrecognized arguments" otherwise)
+    argv = [a for a in argv if a in MULTIRUN_FLAGS] + [a for a in argv if a not in MULTIRUN_FLAGS]
+    checked = argv
     problem = check_arguments(argv)
     if problem:
         _refuse(problem)
@@ -132,7 +136,7 @@ def cli() -> None:
         main()
         return
     try:
-        cfg = with_hydra(argv, first if argv == sys.argv[1:] else None)
+        cfg = with_hydra(argv, first if argv == checked else None)
     except Exception as exc:  # noqa: BLE001 - whatever Hydra says, as one line
         _refuse(_hydra_error_line(exc))
     folder, pin, problem = plan_output(argv, cfg)
