@@ -1,4 +1,6 @@
 """Parquet traces: one file per job, long format, one row per checkpoint.
+Over 300 lines: the schema, its one writer and its readers (with the rules a trace must keep to be read)
+are one contract between the runner, the report and the check.
 
 The schema is the contract between the runner, the report and the check; see
 ``COLUMNS``. Job-level facts that are not per-row (environment, full config,

@@ -190,6 +190,7 @@ CASES: list[Case] = [
       "1 of 2 jobs failed (1 error)", code=1, last=True),
     C(EXITS, "-m solver=cupy_cg,cupy_minres problem.n=16", "2 of 2 jobs failed (2 unavailable)", code=1, last=True),
     C(EXITS, "-m problem.n=16,20 budget.max_iters=3", "", code=0, last=True),
+    C(EXITS, "problem.n=16,20 budget.max_iters=3 -m", "", code=0, last=True),
 ]
 
 

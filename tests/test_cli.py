@@ -414,7 +414,7 @@ def test_a_sweep_over_a_problem_parameter_reports_every_job(tmp_path):
        value=st.one_of(st.integers(-3, 3), st.floats(-2, 2), st.sampled_from(["abc", "null", "1e-3", "true"])))
 @settings(max_examples=4, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_values_on_the_command_line(tmp_path_factory, key, value):
-    from harness.run import _hydra_text
+    from harness.overrides import _hydra_text
 
     out = tmp_path_factory.mktemp("prop") / "job"
     arg = f"{key}={_hydra_text(value) if not isinstance(value, str) else value}"

@@ -29,8 +29,9 @@ from harness import guard, memory, resume
 from harness.job import JobNotRun, run_job
 from harness.lock import LOCK_NAME, FolderBusy, FolderLock
 from harness.monitor import Budget
+from harness.output import plan_output, remove_job_folder, resume_arguments
+from harness.overrides import MIN_GRID, check_arguments, check_values
 from harness.results import ResultsError, load, read_metadata, write_trace
-from harness.run import MIN_GRID, check_arguments, check_values, plan_output, remove_job_folder, resume_arguments
 from harness.runner import run_solver
 from harness.validate import config_error
 from problems import MIN_GRID as PROBLEMS_MIN_GRID

@@ -28,7 +28,7 @@ def config(*overrides: str):
 
 
 def job(tmp_path, *overrides: str):
-    out = tmp_path / "job"
+    out = tmp_path / f"job{len(list(tmp_path.glob('job*')))}"  # each job its own folder: traces are never replaced
     run_job(config(*overrides), out, list(overrides))
     return load(out), read_metadata(out / "trace.parquet")
 
