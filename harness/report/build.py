@@ -34,6 +34,9 @@ VERDICT = ("The verdict: per size, each neural solver's setup + solve time to th
            "fastest of the other. 'not reached': the neural solver's median run missed the target; its best MSR "
            "and run time are given instead.")
 
+VERDICT_NOTE = ("Median over repeats [min-max]; a ratio's brackets pair the slowest run of one solver with the fastest "
+                "of the other. Definitions: 'How to read this report', below.")
+
 
 @dataclass
 class Outcome:
@@ -90,7 +93,7 @@ def _verdict(df: pd.DataFrame, jobs_all: pd.DataFrame, ctx: Context) -> list[Ver
     for problem in sorted(cells["problem"].unique()):
         mine = rows[rows["problem"] == problem]
         out.append(Verdict(verdict.sentence(mine, problem, target),
-                           Table(f"Verdict: {problem}", tables.verdict_table(mine, target), VERDICT)))
+                           Table(f"Verdict: {problem}", tables.verdict_table(mine, target), VERDICT_NOTE)))
     return out
 
 

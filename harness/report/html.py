@@ -36,6 +36,7 @@ nav a { margin-right: 1em; }
 .claim { border-left: 4px solid #4363d8; background: #f4f6fb; padding: .4em .8em; margin: .5em 0; }
 .pair { display: grid; grid-template-columns: minmax(18em, 1fr) 3fr; gap: 1em; align-items: start; }
 .verdict { font-size: 1.05em; border-left: 4px solid #e6194b; background: #fdf4f5; padding: .5em .9em; }
+.verdict-table td { white-space: nowrap; }
 .verdict-table td:nth-child(2), .verdict-table td:nth-child(5), .verdict-table td:nth-child(8) { text-align: left; }
 details { margin: 1em 0; } summary { cursor: pointer; font-weight: 600; }
 """

@@ -32,7 +32,7 @@ def render(doc: Document) -> str:
     if doc.verdict:
         lines += ["## Verdict", ""]
         for v in doc.verdict:
-            lines += [f"**{v.sentence}**", "", f"### {v.table.title}", "", table(v.table.frame)]
+            lines += [f"**{v.sentence}**", "", f"### {v.table.title}", "", v.table.note, "", table(v.table.frame)]
     for p in doc.intro:
         lines += [p, ""]
     if doc.about:   # GitHub renders <details> collapsed
