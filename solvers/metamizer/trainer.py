@@ -49,20 +49,23 @@ def plot(out_dir: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.2), width_ratios=[1, 1.35])
     if (out_dir / "loss.csv").exists():
         loss = pd.read_csv(out_dir / "loss.csv")
         ax[0].plot(loss["step"], loss["log10_msr"], lw=0.8)
-    ax[0].set(xlabel="step", ylabel="mean log10 MSR after step (pool batch)", title="training pool loss")
+    ax[0].set(xlabel="step", ylabel="mean log10 MSR after the step", title="training pool loss (batch mean)")
     vpath = out_dir / "validation.csv"
     if vpath.exists():
         val = pd.read_csv(vpath)
+        sets: dict[str, list[str]] = {}  # one line per validation set: its mean over the iteration counts
         for c in val.columns:
             if c.startswith("n") and "_it" in c:
-                ax[1].plot(val["step"], val[c], marker=".", label=c)
-        ax[1].plot(val["step"], val["score"], "k-", lw=2, label="score (selection)")
-        ax[1].legend(fontsize=7)
-        ax[1].set(xlabel="step", ylabel="mean log10 MSR (held-out laplace_obstacles)", title="validation")
+                sets.setdefault(c.rsplit("_it", 1)[0], []).append(c)
+        for tag, cols in sets.items():
+            ax[1].plot(val["step"], val[cols].mean(axis=1), marker=".", lw=1, label=tag)
+        ax[1].plot(val["step"], val["score"], "k-", marker="o", lw=2.5, label="score (selection)")
+        ax[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax[1].set(xlabel="step", ylabel="log10 MSR, mean over iteration counts", title="held-out validation")
     fig.tight_layout()
     fig.savefig(out_dir / "training.png", dpi=110)
     plt.close(fig)
