@@ -176,7 +176,7 @@ def test_a_job_past_its_time_limit_is_recorded_as_timeout(cluster, tmp_path):
     code, out = sweep(tmp_path, "limit", "problem.n=16", f"solver._target_={SLOW}", "+solver.delay=0.5",
                       "budget.max_iters=1000", "budget.max_seconds=900", "job_timeout_s=1000",
                       "hydra.launcher.timeout_min=1")
-    assert code == 0, out[-3000:]
+    assert code == 1 and "jobs failed" in out, out[-3000:]  # a failed job fails the sweep (#19)
     df = load(tmp_path / "limit")
     assert list(df.status) == ["timeout"]
     message = df.message.iloc[0]
@@ -214,7 +214,7 @@ def test_two_sweeps_at_once_keep_every_trace_and_no_two_jobs_share_the_node(clus
 def test_the_memory_guard_sees_the_jobs_slurm_memory_not_the_nodes(cluster, tmp_path):
     """A 1200 x 1200 grid needs ~1.1 GiB: refused under --mem=1G although the node has far more."""
     code, out = sweep(tmp_path, "mem", "problem.n=1200", "solver=cg", "hydra.launcher.mem_gb=1")
-    assert code == 0, out[-3000:]
+    assert code == 1 and "jobs failed" in out, out[-3000:]  # a failed job fails the sweep (#19)
     df = load(tmp_path / "mem")
     assert list(df.status) == ["error"]
     message = df.message.iloc[0]
@@ -228,7 +228,7 @@ def test_gpu_jobs_on_a_cluster_without_gpus_are_recorded_unavailable(cluster, tm
     start = time.monotonic()
     code, out = sweep(tmp_path, "gpu", "+sweep=slurm_gpu", "problem.n=64", "solver=cupy_cg,metamizer_cuda",
                       launcher="")  # the preset's own: hydra/launcher=slurm_gpu
-    assert code == 0, out[-3000:]
+    assert code == 1 and "jobs failed" in out, out[-3000:]  # a failed job fails the sweep (#19)
     df = load(tmp_path / "gpu")
     assert sorted(df.solver) == ["cupy_cg", "metamizer_cuda"] and set(df.status) == {"unavailable"}
     assert all(m.startswith("Slurm refused the job: sbatch: error: ") for m in df.message)
@@ -241,7 +241,7 @@ def test_a_job_that_cannot_start_is_given_up_with_slurms_reason(cluster, tmp_pat
     nothing of the sweep has run for max_pending_min, and recorded `unavailable` with Slurm's reason."""
     code, out = sweep(tmp_path, "pending", "problem.n=16", "solver=cg", "hydra.launcher.max_pending_min=0.1",
                       "+hydra.launcher.additional_parameters.begin=now+3600")
-    assert code == 0, out[-3000:]
+    assert code == 1 and "jobs failed" in out, out[-3000:]  # a failed job fails the sweep (#19)
     df = load(tmp_path / "pending")
     assert list(df.status) == ["unavailable"]
     assert "still pending after 0.1 min" in df.message.iloc[0] and "BeginTime" in df.message.iloc[0]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import outcome as ledger
 from harness.slurm.record import JobRecord, Outcome
 from harness.slurm.scheduler import JobState
 
@@ -44,6 +45,7 @@ def record_not_run(launcher, job: PlannedJob, sweep_dir: Path, outcome: Outcome,
              "reason": message}
     trace = run_job(task_config(cfg), folder, list(cfg.hydra.overrides.task),
                     not_run=JobResult(status, message), facts={"slurm": slurm})
+    ledger.record(ledger.FAILED, folder, getattr(status, "value", str(status)), message)  # the sweep exits 1
     return JobRecord(job.num, job.overrides, outcome, job_id, state.state if state else "", message,
                      relative(trace, sweep_dir))
 
@@ -83,8 +85,7 @@ def complete_trace(cfg) -> Path | None:
     from harness.resume import find_complete, job_key
 
     task = task_config(cfg)
-    return find_complete(task.resume, job_key(OmegaConf.to_container(task, resolve=True),
-                                              list(cfg.hydra.overrides.task)))
+    return find_complete(task.resume, job_key(OmegaConf.to_container(task, resolve=True)))
 
 
 def relative(path: Path, root: Path) -> str:
