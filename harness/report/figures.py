@@ -69,6 +69,9 @@ def mark_end(ax, c: pd.DataFrame, colour) -> None:
 
 
 # --------------------------------------------------------------------------- convergence per size
+BAND = 1.1     # repeats whose y values all lie within 10 % of each other draw no band (a log axis would not show it)
+
+
 def _lines(data: pd.DataFrame, sizes: pd.DataFrame, look: Look, title: str, xlabel: str, ylabel: str,
            notes: list[str], xscale: str = "log"):
     """One panel per size, one line per solver (median over repeats, band = min-max)."""
@@ -81,7 +84,7 @@ def _lines(data: pd.DataFrame, sizes: pd.DataFrame, look: Look, title: str, xlab
         for label, c in at.groupby("label", sort=False):
             colour = look.colour(label)
             ax.plot(c["x"], c["y"], color=colour, linewidth=1.5, label=label, **line_style(c["family"].iloc[0]))
-            if look.repeats and (c["hi"] > c["lo"]).any():
+            if look.repeats and (c["hi"] > BAND * c["lo"]).any():   # a band thinner than that is not visible
                 ax.fill_between(c["x"], c["lo"], c["hi"], color=colour, alpha=0.15, linewidth=0)
             mark_end(ax, c, colour)
         if xscale == "symlog":
