@@ -167,7 +167,12 @@ def test_stopping_the_sweep_cancels_its_jobs(cluster, tmp_path):
     assert [r["outcome"] for r in rec] == ["cancelled", "cancelled"]
     assert all(r["reason"] == "cancelled because the sweep was stopped" for r in rec)
     array = running.split("_")[0]
-    assert set(slurm_state(array).split()) == {"CANCELLED"}
+    states = set(slurm_state(array).split())
+    deadline = time.monotonic() + 60
+    while states & {"COMPLETING", "RUNNING", "PENDING"} and time.monotonic() < deadline:  # scancel settles
+        time.sleep(1)
+        states = set(slurm_state(array).split())
+    assert states == {"CANCELLED"}
     assert not trace_files(folder)
 
 
