@@ -67,7 +67,7 @@ def summary_lines(records: list[JobRecord], sweep_dir: str | Path) -> list[str]:
     parts = [f"{counts.get(o, 0)} {o}" for o in Outcome if o != Outcome.SKIPPED and (counts.get(o) or o in (
         Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED))]
     skipped = f" ({counts[Outcome.SKIPPED]} complete already, not submitted)" if counts.get(Outcome.SKIPPED) else ""
-    lines = [f"Slurm: {submitted} jobs submitted{skipped}: {', '.join(parts)}"]
+    lines = [f"Slurm: {submitted} job{'' if submitted == 1 else 's'} submitted{skipped}: {', '.join(parts)}"]
     lines += [f"  {r.outcome}: {r.describe()}" for r in records
               if r.outcome not in (Outcome.COMPLETED, Outcome.SKIPPED)]
     missing = sum(counts.get(o, 0) for o in WITHOUT_TRACE)
