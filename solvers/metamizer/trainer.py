@@ -1,4 +1,5 @@
 """The Metamizer training run: the loop, its plan, its resumable state and its files.
+Over 300 lines: the state archive (save/load), the run's files and the loop share one object's bookkeeping.
 
 Run length: ``steps``, or ``steps=null`` with ``max_wall_s``: the trainer times
 ``calibrate_steps`` steps and one validation, then fixes the plan (total steps,
