@@ -81,3 +81,23 @@ def test_the_launcher_asks_slurm_for_the_jobs_threads(threads, cpus):
     launcher = HarnessSlurmLauncher(**params)
     assert launcher.params["cpus_per_task"] == cpus and launcher.params["additional_parameters"] == {"exclusive": True}
     assert launcher.max_pending_min is None and "max_pending_min" not in launcher.params
+
+
+def test_a_job_dies_on_sigterm_from_its_first_statement(monkeypatch):
+    """submitit sets SIGTERM to "bypass" just before it calls the launcher on the node; a scancel landing
+    while the launcher imports would be ignored and the cancelled job would run on and write its trace
+    (seen in CI). So the default action comes back before anything is imported."""
+    import signal
+    import sys
+
+    launcher = pytest.importorskip("hydra_plugins.harness_slurm.slurm_launcher")
+    if launcher.SlurmLauncher is None:
+        pytest.skip("pip install -e '.[cluster]'")
+    before = signal.signal(signal.SIGTERM, lambda sig, frame: None)  # submitit's bypass
+    monkeypatch.setitem(sys.modules, "harness.slurm", None)  # the import fails: what ran before it?
+    try:
+        with pytest.raises(ImportError):
+            launcher.HarnessSlurmLauncher.__call__(object())
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)

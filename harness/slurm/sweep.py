@@ -41,6 +41,7 @@ from harness.slurm.scheduler import (
 )
 
 log = logging.getLogger("harness")
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 LAUNCHES: list[list[JobRecord]] = []  # what this process launched, for the sweep's summary
 SWEEP_STOPPED = "cancelled because the sweep was stopped"
@@ -104,18 +105,23 @@ def _submit_and_wait(launcher, todo: list[PlannedJob], sweep_dir: Path, records:
     executor = _executor(launcher.params)
     log.info(f"Slurm: submitting {len(todo)} jobs; sweep output dir: {sweep_dir}")
     args = [(j.overrides, "hydra.sweep.dir", j.num, f"job_id_for_{j.num}", Singleton.get_state()) for j in todo]
+    # A stop (Ctrl-C, SIGTERM) during submission waits until the jobs' ids are known, so that it can cancel
+    # them: stopped inside sbatch, the array would run on unseen.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
         submitted = executor.map_array(launcher, *zip(*args, strict=True))
     except Exception as exc:  # noqa: BLE001 - sbatch refused the array: every job is recorded, none runs
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         reason = f"Slurm refused the job: {submission_error(exc)}"
         for job in todo:
             records.append(record_not_run(launcher, job, sweep_dir, Outcome.UNAVAILABLE, "", reason))
         return []
     by_id = {s.job_id: (job, s) for job, s in zip(todo, submitted, strict=True)}
-    log.info(f"Slurm: array {submitted[0].job_id.split('_')[0]}, {len(submitted)} jobs")
     final: dict[str, JobState] = {}
     gave_up: set[str] = set()
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a stop that came meanwhile is raised here
+        log.info(f"Slurm: array {submitted[0].job_id.split('_')[0]}, {len(submitted)} jobs")
         _wait(list(by_id), final, gave_up, max_pending_min, poll_s)
     except BaseException:  # the sweep was stopped: its jobs stop too, so nothing writes into the folder later
         cancel([i for i in by_id if i not in final])

@@ -6,6 +6,7 @@ Without the cluster extra (``pip install -e '.[cluster]'``) it defines nothing."
 # no "from __future__ import annotations": Hydra runs this module before it is in sys.modules, where
 # dataclasses look up string annotations
 
+import signal
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -52,6 +53,10 @@ if SlurmLauncher is not None:
                           poll_s=self.poll_s)
 
         def __call__(self, *args: Any, **kwargs: Any):  # on the node: one job of the sweep
+            # First, before any import: submitit has just set SIGTERM to "bypass", so a scancel landing
+            # while harness.slurm imports would be ignored and the cancelled job would run on and write
+            # its trace (seen in CI). Now the window is a few bytecodes.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             from harness.slurm import node_signals
 
             node_signals()
