@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "seaborn", "torch", "cupy", "hydra", "omegaconf",
+MODULES = ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "torch", "cupy", "hydra", "omegaconf",
            "pyamg", "safetensors", "rich", "tqdm", "threadpoolctl", "pydantic", "plotly", "pytest", "harness.run",
            "harness.validate", "harness.report",
            "solvers.gpu_krylov")

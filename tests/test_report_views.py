@@ -109,6 +109,10 @@ def test_training_bill(sweep, cells):
     assert words[("metamizer", 32)] == "12,169 solves"
     assert words[("metamizer", 64)] == "never (slower per solve)"
     assert words[("metamizer_paper", 32)] == "training cost not recorded"
+    # a model of the authors' recipe is compared with their ~95,000 steps wherever its steps are shown
+    assert costs.steps_words(972, 95_000) == "972 (1 % of the authors' ~95,000)"
+    assert costs.steps_words(20_000, 95_000) == "20,000 (21 % of the authors' ~95,000)"
+    assert costs.steps_words(20_000, None) == "20,000" and costs.steps_words(None, None) == "not recorded"
 
 
 def test_scaling_fit_uses_the_largest_sizes_and_warns_about_overhead():

@@ -128,12 +128,13 @@ def scaling_table(solve: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
 
 
 def bill_table(bill: pd.DataFrame, target: float) -> pd.DataFrame:
-    from .costs import payback_words
+    from .costs import payback_words, steps_words
 
     tg = tag(target)
     return pd.DataFrame({
         "neural solver": bill["label"], "n": bill["n"],
         "training [s]": bill["training_s"].map(lambda x: "not recorded" if pd.isna(x) else f"{x:,.0f}"),
+        "training steps": [steps_words(s, a) for s, a in zip(bill["steps"], bill["authors_steps"], strict=True)],
         "training hardware": bill["hardware"].replace("", "-"),
         f"neural setup+solve to {tg} [s]": bill["t_neural"].map(fmt_time),
         "best other solver": bill["best"].replace("", "-"),
