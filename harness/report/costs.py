@@ -93,7 +93,7 @@ def training_bill(cells: pd.DataFrame, training: pd.DataFrame, target: float) ->
 
 
 def steps_words(steps, authors_steps) -> str:
-    """Training steps; for a model of the authors' recipe also its share of theirs: '972 (1 % of the authors' ~95,000)'."""
+    """Training steps; for the authors' recipe also its share of theirs: '972 (1 % of the authors' ~95,000)'."""
     if steps is None or pd.isna(steps):
         return "not recorded"
     words = f"{int(steps):,}"
