@@ -346,6 +346,10 @@ def test_describe_reports_training_cost(tmp_path):
     assert info["checkpoint"] == "m.safetensors" and len(info["checkpoint_sha256"]) == 12
     assert info["training_steps"] == 1234 and info["training_wall_s"] == 56.7
     assert info["training_hardware"] == "GPU X" and info["training_recipe"] == "paper"
+    assert info["training_authors_steps"] == 95_000  # the authors' recipe: compared with their 19.state
+    other = checkpoint.save(tmp_path / "g.safetensors", model, {"training_steps": 8000, "recipe": "improved"})
+    assert "training_authors_steps" not in MetamizerSolver("g", checkpoint=str(other), hidden=2,
+                                                           variant="group").describe()
     import json
 
     json.dumps(info)  # goes into the trace metadata

@@ -168,7 +168,7 @@ def test_summary_tables_read_as_words(report):
     # one message per row: the commonest, with its count
     assert "max_iters reached (2 of 3 runs; 1 other message(s))" in md
     assert "### Training bill of the neural solvers" in md
-    assert "| metamizer | 32 | 3,600 | Test GPU 1 |" in md and "12,169 solves" in md
+    assert "| metamizer | 32 | 3,600 | 5,000 | Test GPU 1 |" in md and "12,169 solves" in md
     assert "never (slower per solve)" in md and "training cost not recorded" in md
     assert "fitted over n =" in md
 
