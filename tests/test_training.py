@@ -189,3 +189,23 @@ def test_a_slim_state_without_the_pool_continues_warm(tmp_path):
     w = "nn.outc.conv.weight"
     assert not torch.equal(after[w], saved[w])  # trained on from the saved weights ...
     assert torch.allclose(after[w], saved[w], atol=1e-2)  # ... by one small step
+
+
+def test_each_validation_also_scores_trainings_own_batchnorm_buffers(tmp_path):
+    """Selection uses precise statistics; the score of the same weights with training's own buffers is
+    kept beside it (the gap is the BatchNorm question of MODEL_CARD.md). No BatchNorm: no such file."""
+    import pandas as pd
+
+    from solvers.metamizer.train import run
+    from solvers.metamizer.trainer import BUFFERS_CSV
+
+    out = tmp_path / "bn"
+    run(_cfg(*TINY, "model.variant=paper", f"out_dir={out}"))
+    val, buf = pd.read_csv(out / "validation.csv"), pd.read_csv(out / BUFFERS_CSV)
+    assert list(buf.columns) == ["step", "score_precise", "score_training_buffers"]
+    assert buf["step"].tolist() == val["step"].tolist() and buf["score_precise"].tolist() == val["score"].tolist()
+    assert buf["score_training_buffers"].notna().all()
+    assert "with training's own buffers (not selected on)" in (out / "train.log").read_text()
+    group = tmp_path / "gn"
+    run(_cfg(*TINY, "model.variant=group", f"out_dir={group}"))
+    assert (group / "validation.csv").exists() and not (group / BUFFERS_CSV).exists()

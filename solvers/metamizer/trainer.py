@@ -65,11 +65,21 @@ def plot(out_dir: Path) -> None:
         for tag, cols in sets.items():
             ax[1].plot(val["step"], val[cols].mean(axis=1), marker=".", lw=1, label=tag)
         ax[1].plot(val["step"], val["score"], "k-", marker="o", lw=2.5, label="score (selection)")
+        bpath = out_dir / BUFFERS_CSV
+        if bpath.exists():  # the same weights with training's own BatchNorm buffers (not selected on)
+            buf = pd.read_csv(bpath)
+            ax[1].plot(buf["step"], buf["score_training_buffers"], "k--", marker="x", lw=1.5,
+                       label="score with training's\nBatchNorm buffers")
         ax[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax[1].set(xlabel="step", ylabel="log10 MSR, mean over iteration counts", title="held-out validation")
     fig.tight_layout()
     fig.savefig(out_dir / "training.png", dpi=110)
     plt.close(fig)
+
+
+# Where the weights' score with training's own BatchNorm buffers (momentum 0.1) is kept beside the selection
+# score (precise statistics): the gap between the two is the BatchNorm question of MODEL_CARD.md.
+BUFFERS_CSV = "validation_training_buffers.csv"
 
 
 def append_csv(path: Path, row: dict) -> None:
@@ -208,6 +218,13 @@ class Trainer:
         if val["score"] < self.best:
             self.best, self.best_step = val["score"], self.step
             shutil.copyfile(snapshot, self.out / "best.safetensors")
+        if model is not self.model:  # precise statistics were used: how do training's own buffers score?
+            own = validate(self.model, self.vsets, float(cfg.validation.floor), float(cfg.validation.diverged),
+                           self.device, str(cfg.validation.get("score", "mean")))["score"]
+            append_csv(self.out / BUFFERS_CSV, {"step": self.step, "score_precise": val["score"],
+                                                "score_training_buffers": own})
+            self.log(f"step {self.step}: score {val['score']:.2f} with precise BatchNorm statistics, "
+                     f"{own:.2f} with training's own buffers (not selected on)")
         dt = time.perf_counter() - tv
         append_csv(self.out / "validation.csv", {"step": self.step, "wall_s": round(self.wall_now(), 1),
                                                   "val_s": round(dt, 2), **val, "best": self.best})
@@ -217,7 +234,7 @@ class Trainer:
     def drop_rows_after_state(self) -> None:
         """A run killed after its last state save logged steps it will now redo: drop
         those rows, so every step appears once in the logs."""
-        for name in ("loss.csv", "validation.csv"):
+        for name in ("loss.csv", "validation.csv", BUFFERS_CSV):
             path = self.out / name
             if not path.exists():
                 continue
