@@ -355,3 +355,18 @@ def test_solver_info_is_read_from_either_metadata_place(tmp_path):
     pq.write_table(table.replace_schema_metadata(meta), own)
     infos = costs.solver_info(tmp_path)
     assert {v["training_wall_s"] for v in infos.values()} == {3600.0, 7.5}
+
+
+def test_headline_legend_says_at_which_sizes_a_solver_misses_the_target():
+    """One legend serves every panel: 'not reaching' alone would claim a solver never reaches the target."""
+    from harness.report.panels import _headline_names
+
+    picks = pd.DataFrame({
+        "label": ["metamizer_paper"] * 3 + ["adam"] * 2 + ["dst"],
+        "n": [32, 64, 512, 32, 64, 32], "role": ["neural"] * 3 + ["best"] * 2 + ["limit"],
+        "family": ["neural"] * 3 + ["first_order"] * 2 + ["direct"],
+        "reached": [False, True, False, False, False, True]})
+    names = _headline_names(picks, 1e-10)
+    assert names["metamizer_paper"] == "metamizer_paper (neural, not reaching 1e-10 at n = 32, 512)"
+    assert names["adam"] == "adam (best first-order, not reaching 1e-10)"  # at none of its sizes
+    assert names["dst"] == "dst (direct solver: the limit)"

@@ -279,8 +279,14 @@ def training_bill(bill: pd.DataFrame, target: float, palette: dict):
     notes = [f"Training time / (best other solver's setup+solve time to MSR <= {tag(target)} - the neural "
              "solver's), per size. Hatched 'never': the neural solver is not faster per solve (or does not reach "
              "the target). Timings on this report's machine."]
-    fig, axes, where = canvas.grid(1, 1, panel=(max(3.5, 1.1 * len(cases) * len(labels) + 1), 3.2), legend=labels,
-                                   notes=notes)
+    from .costs import steps_words
+
+    names = {}  # each model with its training steps (and a paper-recipe model's share of the authors')
+    for label in labels:
+        row = data[data["label"] == label].iloc[0]
+        names[label] = f"{label}, training steps: {steps_words(row['steps'], row.get('authors_steps'))}"
+    fig, axes, where = canvas.grid(1, 1, panel=(max(3.5, 1.1 * len(cases) * len(labels) + 1), 3.2),
+                                   legend=list(names.values()), notes=notes)
     ax = axes[0, 0]
     width = 0.8 / max(1, len(labels))
     finite = data.loc[np.isfinite(data["payback"]), "payback"]
@@ -307,7 +313,7 @@ def training_bill(bill: pd.DataFrame, target: float, palette: dict):
     ax.set_xticklabels([f"{p}\nn = {n}" if len({c[0] for c in cases}) > 1 else f"n = {n}" for p, n in cases])
     ax.set_ylabel("solves to pay back the training")
     ax.grid(True, axis="y", which="major", alpha=0.3)
-    _legend(fig, axes, where, labels)
+    _legend(fig, axes, where, labels, names)
     hw = ", ".join(sorted({h for h in data["hardware"] if h})) or "not recorded"
     canvas.title(fig, f"Training bill: solves until the training time is paid back\n(training hardware: {hw})")
     return fig

@@ -77,12 +77,23 @@ def _ordered(names: list[str], picks: pd.DataFrame) -> list[str]:
     return sorted(names, key=lambda name: (rank.get(family.get(name.split(" (")[0], ""), 99), name))
 
 
-def _headline_name(p, target: float) -> str:
-    if p.role == "limit":
-        return f"{p.label} (direct solver: the limit)"
-    tail = "" if p.reached else f", not reaching {tag(target)}"
-    fam = style.FAMILY_WORDS.get(p.family, p.family)
-    return f"{p.label} ({fam}{tail})" if p.role == "neural" else f"{p.label} (best {fam}{tail})"
+def _headline_names(picks: pd.DataFrame, target: float) -> dict[str, str]:
+    """Legend name per label. One legend serves every panel, so a solver that misses the target at some
+    of its sizes only says at which ("not reaching 1e-10 at n = 32, 512"), not that it never does."""
+    names = {}
+    for label, g in picks.groupby("label", sort=False):
+        p = g.iloc[0]
+        if p.role == "limit":
+            names[label] = f"{label} (direct solver: the limit)"
+            continue
+        missed = sorted(int(n) for n in g.loc[~g["reached"].astype(bool), "n"].unique())
+        tail = ""
+        if missed:
+            where = "" if len(missed) == g["n"].nunique() else f" at n = {', '.join(map(str, missed))}"
+            tail = f", not reaching {tag(target)}{where}"
+        fam = style.FAMILY_WORDS.get(p.family, p.family)
+        names[label] = f"{label} ({fam}{tail})" if p.role == "neural" else f"{label} (best {fam}{tail})"
+    return names
 
 
 def headline(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, problem: str, target: float, look):
@@ -93,8 +104,7 @@ def headline(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
     sizes = sorted(picks["n"].unique())
     cols = min(3, len(sizes))
     rows = -(-len(sizes) // cols)
-    names = {p.label: _headline_name(p, target) for p in picks.itertuples()}  # first naming of a label wins
-    names = {p.label: names[p.label] for p in picks.drop_duplicates("label", keep="first").itertuples()}
+    names = _headline_names(picks, target)
     notes = [f"Best of a family = its solver with the fastest setup + solve time to MSR <= {tag(target)} at that "
              "size (chosen per size, so it can differ between panels); a family none of whose solvers reached the "
              "target shows its lowest-MSR solver. The direct solver is the vertical limit line at its setup + solve "
@@ -111,7 +121,7 @@ def headline(curves: pd.DataFrame, cells: pd.DataFrame, picks: pd.DataFrame, pro
             else:
                 neural = p.role == "neural"
                 _plot(ax, lines.get((p.label, n)), colour, linewidth=2.8 if neural else 1.5, zorder=4 if neural else 3,
-                      label=_headline_name(p, target) if p.label not in seen else None, **line_style(p.family))
+                      label=names[p.label] if p.label not in seen else None, **line_style(p.family))
             seen.add(p.label)
         _finish(ax, target)
         ax.set_title(size_title(cells, n), fontsize=10)
