@@ -45,8 +45,8 @@ def test_bad_training_values_are_refused_in_one_line(tmp_path, bad):
 
 @pytest.mark.parametrize("bad", ["steps=abc", "steps=0", "batch=0", "lr=-1", "lr=.inf", "grid=8", "grid=[64,x]",
                                  "grid_probs=[1,2]", "validation.score=best", "device=gpu", "explode_units=loss",
-                                 "threads=0", "validation.batchnorm.batches=-1", "validation.sets=[]",
-                                 "max_wall_s=-3", "pool_size=2", "lr_halve_at_frac=[2]"])
+                                 "threads=0", "validation.batchnorm.batches=-1", "validation.batchnorm.select=best",
+                                 "validation.sets=[]", "max_wall_s=-3", "pool_size=2", "lr_halve_at_frac=[2]"])
 def test_check_config_names_the_bad_key(bad):
     from solvers.metamizer.train import ConfigError, check_config
 
@@ -191,21 +191,46 @@ def test_a_slim_state_without_the_pool_continues_warm(tmp_path):
     assert torch.allclose(after[w], saved[w], atol=1e-2)  # ... by one small step
 
 
-def test_each_validation_also_scores_trainings_own_batchnorm_buffers(tmp_path):
-    """Selection uses precise statistics; the score of the same weights with training's own buffers is
-    kept beside it (the gap is the BatchNorm question of MODEL_CARD.md). No BatchNorm: no such file."""
+def test_a_batchnorm_model_is_scored_with_both_statistics_and_selected_on_the_configured_one(tmp_path):
+    """Each validation scores training's own running statistics and precise ones (validation_batchnorm.csv);
+    ``validation.batchnorm.select`` decides which the selection, the snapshot and the export use. A model
+    without BatchNorm has one score and no such file."""
     import pandas as pd
 
+    from solvers.metamizer import checkpoint
     from solvers.metamizer.train import run
-    from solvers.metamizer.trainer import BUFFERS_CSV
+    from solvers.metamizer.trainer import BATCHNORM_CSV
 
-    out = tmp_path / "bn"
-    run(_cfg(*TINY, "model.variant=paper", f"out_dir={out}"))
-    val, buf = pd.read_csv(out / "validation.csv"), pd.read_csv(out / BUFFERS_CSV)
-    assert list(buf.columns) == ["step", "score_precise", "score_training_buffers"]
-    assert buf["step"].tolist() == val["step"].tolist() and buf["score_precise"].tolist() == val["score"].tolist()
-    assert buf["score_training_buffers"].notna().all()
-    assert "with training's own buffers (not selected on)" in (out / "train.log").read_text()
+    for rule in ("precise", "training"):
+        out = tmp_path / rule
+        run(_cfg(*TINY, "model.variant=paper", f"validation.batchnorm.select={rule}", f"out_dir={out}"))
+        val, bn = pd.read_csv(out / "validation.csv"), pd.read_csv(out / BATCHNORM_CSV)
+        assert list(bn.columns) == ["step", "score_precise", "score_training_buffers", "selected"]
+        assert bn["step"].tolist() == val["step"].tolist() and set(bn["selected"]) == {rule}
+        column = "score_precise" if rule == "precise" else "score_training_buffers"
+        assert bn[column].tolist() == val["score"].tolist()
+        last = out / "checkpoints" / f"step_{int(val['step'].iloc[-1]):07d}.safetensors"
+        meta = checkpoint.read_metadata(last)
+        assert ("precise" in meta["batchnorm_statistics"]) == (rule == "precise")
+        if rule == "training":  # the snapshot carries the training model's own buffers
+            snap, _ = checkpoint.load(last)
+            trained, _ = checkpoint.load(out / "state" / "model.safetensors")
+            assert torch.equal(batchnorm_layers(snap)[0].running_mean, batchnorm_layers(trained)[0].running_mean)
     group = tmp_path / "gn"
     run(_cfg(*TINY, "model.variant=group", f"out_dir={group}"))
-    assert (group / "validation.csv").exists() and not (group / BUFFERS_CSV).exists()
+    assert (group / "validation.csv").exists() and not (group / BATCHNORM_CSV).exists()
+
+
+def test_changing_the_batchnorm_selection_restarts_the_selection(tmp_path):
+    from omegaconf import OmegaConf
+
+    from solvers.metamizer.train import run
+
+    out = tmp_path / "run"
+    run(_cfg(*TINY, "model.variant=paper", "steps=8", f"out_dir={out}", "stop_after=4"))
+    saved = OmegaConf.load(out / "config.yaml")
+    saved.validation.batchnorm.select = "training"  # the run's rule edited, as for a run started before it
+    OmegaConf.save(saved, out / "config.yaml")
+    run(_cfg(f"resume={out}"))
+    assert (out / "validation_rule_before_step_4.csv").exists()
+    assert "selection restarts under the new rule" in (out / "train.log").read_text()

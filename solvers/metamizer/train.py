@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from solvers.metamizer.model import VARIANTS
 from solvers.metamizer.pool import KINDS
-from solvers.metamizer.trainer import Trainer
+from solvers.metamizer.trainer import BATCHNORM_SELECT, Trainer
 from solvers.metamizer.validation import SCORES
 
 # keys a resumed run may change; everything else must match the stopped run's config
@@ -111,6 +111,8 @@ def check_config(cfg: DictConfig) -> None:
     _choice(cfg, "validation.score", SCORES)
     _int(cfg, "validation.batchnorm.batches", 0, "set validation.batchnorm.batches to an integer >= 0 (0: keep "
                                                  "training's running averages)")
+    if OmegaConf.select(cfg, "validation.batchnorm.select", default="precise") not in BATCHNORM_SELECT:
+        _choice(cfg, "validation.batchnorm.select", BATCHNORM_SELECT)
     sets = cfg.validation.get("sets")
     if not sets:
         raise ConfigError("validation.sets", sets, "give at least one set, e.g. [{n: 64, seeds: [1000], iters: [20]}]")

@@ -65,11 +65,14 @@ def plot(out_dir: Path) -> None:
         for tag, cols in sets.items():
             ax[1].plot(val["step"], val[cols].mean(axis=1), marker=".", lw=1, label=tag)
         ax[1].plot(val["step"], val["score"], "k-", marker="o", lw=2.5, label="score (selection)")
-        bpath = out_dir / BUFFERS_CSV
-        if bpath.exists():  # the same weights with training's own BatchNorm buffers (not selected on)
+        bpath = out_dir / BATCHNORM_CSV
+        if bpath.exists():  # the same weights with the BatchNorm statistics not selected on
             buf = pd.read_csv(bpath)
-            ax[1].plot(buf["step"], buf["score_training_buffers"], "k--", marker="x", lw=1.5,
-                       label="score with training's\nBatchNorm buffers")
+            other = {"precise": ("score_training_buffers", "training's"), "training": ("score_precise", "precise")}
+            for rule, g in buf.groupby("selected"):
+                col, words = other[str(rule)]
+                ax[1].plot(g["step"], g[col], "k--", marker="x", lw=1.5, label=f"score with {words}\n"
+                           "BatchNorm statistics (not selected on)")
         ax[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax[1].set(xlabel="step", ylabel="log10 MSR, mean over iteration counts", title="held-out validation")
     fig.tight_layout()
@@ -77,9 +80,11 @@ def plot(out_dir: Path) -> None:
     plt.close(fig)
 
 
-# Where the weights' score with training's own BatchNorm buffers (momentum 0.1) is kept beside the selection
-# score (precise statistics): the gap between the two is the BatchNorm question of MODEL_CARD.md.
-BUFFERS_CSV = "validation_training_buffers.csv"
+# A BatchNorm model is validated twice, with training's own running statistics (momentum 0.1) and with
+# precise ones (bn_stats.py); ``validation.batchnorm.select`` says which is selected on, snapshotted and
+# exported; both scores go to this file. Why both: MODEL_CARD.md, "The CPU run of 2026-12-05".
+BATCHNORM_CSV = "validation_batchnorm.csv"
+BATCHNORM_SELECT = ("precise", "training")
 
 
 def append_csv(path: Path, row: dict) -> None:
@@ -190,27 +195,43 @@ class Trainer:
         with (self.out / "train.log").open("a") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
 
-    def evaluation_model(self) -> tuple[MetamizerNet, str]:
-        """The model as it will be validated and exported: a copy with precise BatchNorm
-        statistics (``validation.batchnorm.batches`` > 0), or the training model itself."""
+    def selection_rule(self) -> str:
+        return str(OmegaConf.select(self.cfg, "validation.batchnorm.select", default="precise"))
+
+    def evaluation_models(self) -> dict[str, tuple[MetamizerNet, str]]:
+        """The models a validation scores, by kind of BatchNorm statistics: ``training`` (the training
+        model itself, its running averages) and ``precise`` (a copy with re-estimated statistics, when
+        ``validation.batchnorm.batches`` > 0); only ``none`` for a model without BatchNorm."""
         cfg = self.cfg
         batches = int((cfg.validation.get("batchnorm") or {}).get("batches", 0))
         if not batchnorm_layers(self.model):
-            return self.model, "none (no BatchNorm)"
-        if batches <= 0:
-            return self.model, "training's running averages (momentum 0.1)"
-        model = precise_batchnorm(self.model, self.pools, seed=[int(cfg.seed), 1, self.step], batches=batches,
-                                  batch=int(cfg.batch), mean_iters=int(cfg.mean_iters))
-        return model, (f"precise: cumulative average over {batches} batches of {int(cfg.batch)} drawn from a copy of "
-                       f"the training pool at step {self.step}, weights frozen")
+            return {"none": (self.model, "none (no BatchNorm)")}
+        out = {"training": (self.model, "training's running averages (momentum 0.1)")}
+        if batches > 0:
+            model = precise_batchnorm(self.model, self.pools, seed=[int(cfg.seed), 1, self.step], batches=batches,
+                                      batch=int(cfg.batch), mean_iters=int(cfg.mean_iters))
+            out["precise"] = (model, f"precise: cumulative average over {batches} batches of {int(cfg.batch)} drawn "
+                                     f"from a copy of the training pool at step {self.step}, weights frozen")
+        return out
 
     def validate_and_select(self) -> float:
         cfg = self.cfg
         self.last_val_step = self.step
         tv = time.perf_counter()
-        model, bn = self.evaluation_model()
-        val = validate(model, self.vsets, float(cfg.validation.floor), float(cfg.validation.diverged), self.device,
-                       str(cfg.validation.get("score", "mean")))
+        models = self.evaluation_models()
+        rule = self.selection_rule() if self.selection_rule() in models else next(iter(models))
+        scores = {}
+        for kind, (m, _) in models.items():
+            scores[kind] = validate(m, self.vsets, float(cfg.validation.floor), float(cfg.validation.diverged),
+                                    self.device, str(cfg.validation.get("score", "mean")))
+        model, bn = models[rule]
+        val = scores[rule]
+        if len(models) > 1:
+            append_csv(self.out / BATCHNORM_CSV, {"step": self.step, "score_precise": scores["precise"]["score"],
+                                                   "score_training_buffers": scores["training"]["score"],
+                                                   "selected": rule})
+            self.log(f"step {self.step}: score {scores['training']['score']:.2f} with training's BatchNorm "
+                     f"statistics, {scores['precise']['score']:.2f} with precise ones; selecting on {rule}")
         meta = training_bill(cfg, step=self.step, wall_s=self.wall_now(), hardware_desc=self.hw, commit=self.commit,
                              grids=self.grids, validation=val, plan=self.plan, batchnorm=bn)
         snapshot = self.out / "checkpoints" / f"step_{self.step:07d}.safetensors"
@@ -218,13 +239,6 @@ class Trainer:
         if val["score"] < self.best:
             self.best, self.best_step = val["score"], self.step
             shutil.copyfile(snapshot, self.out / "best.safetensors")
-        if model is not self.model:  # precise statistics were used: how do training's own buffers score?
-            own = validate(self.model, self.vsets, float(cfg.validation.floor), float(cfg.validation.diverged),
-                           self.device, str(cfg.validation.get("score", "mean")))["score"]
-            append_csv(self.out / BUFFERS_CSV, {"step": self.step, "score_precise": val["score"],
-                                                "score_training_buffers": own})
-            self.log(f"step {self.step}: score {val['score']:.2f} with precise BatchNorm statistics, "
-                     f"{own:.2f} with training's own buffers (not selected on)")
         dt = time.perf_counter() - tv
         append_csv(self.out / "validation.csv", {"step": self.step, "wall_s": round(self.wall_now(), 1),
                                                   "val_s": round(dt, 2), **val, "best": self.best})
@@ -234,7 +248,7 @@ class Trainer:
     def drop_rows_after_state(self) -> None:
         """A run killed after its last state save logged steps it will now redo: drop
         those rows, so every step appears once in the logs."""
-        for name in ("loss.csv", "validation.csv", BUFFERS_CSV):
+        for name in ("loss.csv", "validation.csv", BATCHNORM_CSV):
             path = self.out / name
             if not path.exists():
                 continue
@@ -255,7 +269,9 @@ class Trainer:
         if not path.exists():
             return
         header = path.read_text().splitlines()[0].split(",")
-        if header == self.validation_columns():
+        rules = self.out / BATCHNORM_CSV
+        last_rule = rules.read_text().splitlines()[-1].rsplit(",", 1)[-1] if rules.exists() else None
+        if header == self.validation_columns() and last_rule in (None, self.selection_rule()):
             return
         old = path.with_name(f"validation_rule_before_step_{self.step}.csv")
         path.rename(old)
