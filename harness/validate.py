@@ -128,7 +128,8 @@ KWARGS_PARAMS: dict[str, dict[str, Param]] = {
     "solvers.direct.SparseLU": {"permc_spec": Param(str, "COLAMD")},
     "solvers.direct.FastSine": {"workers": Param(int, 1)},
     "solvers.metamizer.solver.Metamizer": {
-        "checkpoint": Param(str), "hidden": Param(int, 10), "variant": Param(str, "group"),
+        # hidden / variant null: the checkpoint file's own (harness.evaluate with a file)
+        "checkpoint": Param(str), "hidden": Param(int | None, 10), "variant": Param(str | None, "group"),
         "gradient": Param(str, "detach"),
     },
 }

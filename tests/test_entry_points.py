@@ -104,3 +104,18 @@ def test_evaluate_command_line_refuses_in_one_line(argv, option, capsys):
         code = exc.code
     said = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert code == 2 and len(said) == 1 and said[0].startswith("harness.evaluate: error: ") and option in said[0]
+
+
+@pytest.mark.parametrize("variant, hidden", [("paper", 3), ("group", 2)])
+def test_evaluate_runs_a_checkpoint_file_with_its_own_layout(tmp_path, capsys, variant, hidden):
+    """A file given to harness.evaluate brings its own hidden size and variant (the config's are set to null
+    for it): that must pass the parameter checks, whatever the config says."""
+    from harness.evaluate import main
+    from solvers.metamizer import checkpoint
+    from solvers.metamizer.model import MetamizerNet
+
+    path = checkpoint.save(tmp_path / "m.safetensors", MetamizerNet.from_variant(variant, hidden))
+    code = main([str(path), "--solver", "metamizer_paper", "--sizes", "16", "--iters", "3", "--problems",
+                 "laplace_bilinear"])
+    assert code in (0, None), capsys.readouterr().err
+    assert "laplace_bilinear      n=16" in capsys.readouterr().out
