@@ -68,11 +68,12 @@ def plot(out_dir: Path) -> None:
         bpath = out_dir / BATCHNORM_CSV
         if bpath.exists():  # the same weights with the BatchNorm statistics not selected on
             buf = pd.read_csv(bpath)
-            other = {"precise": ("score_training_buffers", "training's"), "training": ("score_precise", "precise")}
+            other = {"precise": ("score_training_buffers", "training's", "--", "0.45"),
+                     "training": ("score_precise", "precise", ":", "black")}
             for rule, g in buf.groupby("selected"):
-                col, words = other[str(rule)]
-                ax[1].plot(g["step"], g[col], "k--", marker="x", lw=1.5, label=f"score with {words}\n"
-                           "BatchNorm statistics (not selected on)")
+                col, words, dash, colour = other[str(rule)]
+                ax[1].plot(g["step"], g[col], dash, color=colour, marker="x", lw=1.5,
+                           label=f"score with {words}\nBatchNorm statistics (not selected on)")
         ax[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax[1].set(xlabel="step", ylabel="log10 MSR, mean over iteration counts", title="held-out validation")
     fig.tight_layout()
