@@ -23,7 +23,9 @@ atomically every few minutes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import json
 import shutil
 import sys
@@ -38,27 +40,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from solvers.metamizer import checkpoint  # noqa: E402
 from solvers.metamizer.bn_stats import batchnorm_layers, precise_batchnorm  # noqa: E402
-from solvers.metamizer.pool import FIELDS, Pool  # noqa: E402
-from solvers.metamizer.validation import validate, validation_problems  # noqa: E402
+from solvers.metamizer.trainer import Trainer  # noqa: E402
+from solvers.metamizer.validation import validate  # noqa: E402
 
 
 def load_run(run: Path, copy_to: Path):
-    """The state's model (training's buffers), its first training pool, and the run's config."""
+    """The state's model (training's buffers), its training pools, validation sets and config, and its step,
+    loaded by the trainer itself from a copy of the state."""
     shutil.copytree(run / "state", copy_to / "state")
-    d = copy_to / "state"
     cfg = OmegaConf.load(run / "config.yaml")
-    ts = torch.load(d / "trainer.pt", map_location="cpu", weights_only=True)
-    model, _ = checkpoint.load(d / "model.safetensors")
-    grid = cfg.grid[0] if OmegaConf.is_list(cfg.grid) else cfg.grid
-    pool = Pool(int(cfg.pool_size), int(grid), np.random.default_rng(0), "cpu", str(cfg.pool), float(cfg.p_no_boxes),
-                float(cfg.p_source), float(cfg.get("p_freq", 0.0)), tuple(cfg.get("freq_range", (0.005, 0.1))),
-                bool(cfg.sample_replace))
-    rr, acc, entry_rng = json.loads(ts["pool_counters"])[0]
-    pool.load_state_dict({**{k: torch.load(d / f"pool0_{k}.pt", weights_only=True) for k in FIELDS},
-                          "rr": rr, "acc": acc, "entry_rng": entry_rng})
-    return model, pool, cfg, int(ts["step"])
+    cfg.out_dir = str(copy_to)
+    trainer = Trainer(cfg)
+    trainer.load_state()
+    return trainer, cfg
 
 
 def swapped(model, precise, layers: range, alpha: float = 1.0, means: bool = True, variances: bool = True):
@@ -92,12 +87,12 @@ def main() -> int:
     ap.add_argument("--json", help="write the scores here")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        model, pool, cfg, step = load_run(a.run, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # its "resumed" line
+        trainer, cfg = load_run(a.run, Path(tmp))
+    model, pools, sets, step = trainer.model, trainer.pools, trainer.vsets, trainer.step
     if not batchnorm_layers(model):
         print(f"{a.run}: no BatchNorm layers; nothing to swap")
         return 1
-    sets = validation_problems(OmegaConf.to_container(cfg.validation.sets, resolve=True))
     t0 = time.perf_counter()
 
     def score(m) -> float:
@@ -108,7 +103,7 @@ def main() -> int:
     print(f"{a.run} at step {step}: training's buffers {out['training']:.2f}", flush=True)
     estimates = []
     for s in range(a.seeds):
-        est = precise_batchnorm(model, [pool], seed=[300 + s, step], batches=a.batches, batch=int(cfg.batch),
+        est = precise_batchnorm(model, pools, seed=[300 + s, step], batches=a.batches, batch=int(cfg.batch),
                                 mean_iters=int(cfg.mean_iters))
         estimates.append(est)
         out["precise"].append(score(est))
