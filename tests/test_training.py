@@ -234,3 +234,17 @@ def test_changing_the_batchnorm_selection_restarts_the_selection(tmp_path):
     run(_cfg(f"resume={out}"))
     assert (out / "validation_rule_before_step_4.csv").exists()
     assert "selection restarts under the new rule" in (out / "train.log").read_text()
+
+
+def test_a_resumed_run_may_validate_more_often(tmp_path):
+    """val_every_steps given with resume= replaces the saved plan's interval from the resumed step on."""
+    import pandas as pd
+
+    from solvers.metamizer.train import run
+
+    out = tmp_path / "run"
+    run(_cfg(*TINY, "steps=12", "validations=2", f"out_dir={out}", "stop_after=2"))  # plan: every 6 steps
+    run(_cfg(f"resume={out}", "val_every_steps=4"))
+    # 2: the stopped model competes too; then every 4 (not 6), and the final step
+    assert pd.read_csv(out / "validation.csv")["step"].tolist() == [2, 4, 8, 12]
+    assert "validation every 4 steps from step 2" in (out / "train.log").read_text()

@@ -22,7 +22,8 @@ from solvers.metamizer.trainer import BATCHNORM_SELECT, Trainer
 from solvers.metamizer.validation import SCORES
 
 # keys a resumed run may change; everything else must match the stopped run's config
-RESUMABLE_OVERRIDES = ("resume", "max_wall_s", "stop_after", "progress", "state_every_s", "threads")
+RESUMABLE_OVERRIDES = ("resume", "max_wall_s", "stop_after", "progress", "state_every_s", "threads",
+                       "val_every_steps")
 # files that mark a folder as holding a training run (never overwritten by a new run)
 RUN_FILES = ("config.yaml", "train.log", "state", "best.safetensors", "loss.csv", "validation.csv")
 

@@ -309,6 +309,10 @@ class Trainer:
             self.load_state()
             self.drop_rows_after_state()
             self.restart_selection_if_rule_changed()
+            every = self.cfg.get("val_every_steps")
+            if self.plan and every and int(every) != self.plan["val_every"]:  # a resumed run may validate more often
+                self.plan["val_every"] = int(every)
+                self.log(f"validation every {int(every)} steps from step {self.step} (val_every_steps)")
         self.t_start = time.perf_counter()  # wall_now = trained wall so far + this invocation
         (self.out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         self.log(f"training on {self.hw}; recipe {cfg.recipe}; commit {self.commit}")
