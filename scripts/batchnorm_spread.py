@@ -2,8 +2,8 @@
 
 Re-estimates the BatchNorm running statistics of one checkpoint's frozen weights from
 several independent sets of training batches, two ways, and scores each estimate with
-the paper recipe's validation (conf/train/paper.yaml: 15 held-out problems at 64, 100
-and 128, median over problems of the mean log10 MSR at 20/40/60/100 iterations):
+the paper recipe's validation (conf/train/paper.yaml: 25 held-out problems at n = 32 to 256,
+median over problems of the mean log10 MSR at 20/40/60/100 iterations):
 
 - ``momentum``: what training keeps, an exponential moving average (momentum 0.1) over
   ``--momentum-batches`` batches (15, as in issue #18's measurement), from fresh buffers;

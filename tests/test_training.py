@@ -46,11 +46,12 @@ def test_bad_training_values_are_refused_in_one_line(tmp_path, bad):
 @pytest.mark.parametrize("bad", ["steps=abc", "steps=0", "batch=0", "lr=-1", "lr=.inf", "grid=8", "grid=[64,x]",
                                  "grid_probs=[1,2]", "validation.score=best", "device=gpu", "explode_units=loss",
                                  "threads=0", "validation.batchnorm.batches=-1", "validation.batchnorm.select=best",
-                                 "validation.sets=[]", "max_wall_s=-3", "pool_size=2", "lr_halve_at_frac=[2]"])
+                                 "validation.sets=[]", "max_wall_s=-3", "pool_size=2", "lr_halve_at_frac=[2]",
+                                 "validation.sets=[{n: 20, seeds: [1], iters: [3], kind: boxes}]"])
 def test_check_config_names_the_bad_key(bad):
     from solvers.metamizer.train import ConfigError, check_config
 
-    key = bad.split("=")[0]
+    key = bad.split("=")[0] if "kind:" not in bad else "validation.sets[0].kind"
     with pytest.raises(ConfigError) as err:
         check_config(_cfg(bad))
     assert str(err.value.code).startswith(f"error: {key}") and "\n" not in str(err.value.code)

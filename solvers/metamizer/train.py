@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from solvers.metamizer.model import VARIANTS
 from solvers.metamizer.pool import KINDS
 from solvers.metamizer.trainer import BATCHNORM_SELECT, Trainer
-from solvers.metamizer.validation import SCORES
+from solvers.metamizer.validation import KINDS as VALIDATION_KINDS, SCORES
 
 # keys a resumed run may change; everything else must match the stopped run's config
 RESUMABLE_OVERRIDES = ("resume", "max_wall_s", "stop_after", "progress", "state_every_s", "threads",
@@ -123,6 +123,8 @@ def check_config(cfg: DictConfig) -> None:
                 or any(not isinstance(k, int) or k < 1 for k in s.get("iters")):
             raise ConfigError(key, OmegaConf.to_container(s), "needs n (>= 16), seeds (a non-empty list) and iters "
                                                               "(positive integers)")
+        if s.get("kind", "obstacles") not in VALIDATION_KINDS:
+            raise ConfigError(f"{key}.kind", s.get("kind"), f"use one of {', '.join(VALIDATION_KINDS)}")
 
 
 def _holds_a_run(folder: Path) -> bool:

@@ -28,6 +28,7 @@ from solvers.metamizer.model import MetamizerNet
 from solvers.metamizer.pool import batched_gradient, random_problem
 
 SCORES = ("mean", "median")
+KINDS = ("obstacles", "poisson")  # validation set kinds (validation_problems)
 
 
 def poisson_problem(n: int, seed: int) -> Problem:
@@ -49,7 +50,7 @@ def validation_problems(cfg_sets) -> list[tuple[str, list, list[int]]]:
             probs = [make_problem("laplace_obstacles", n=n, seed=int(seed), **extra) for seed in s["seeds"]]
             tag = f"n{n}" + ("_open" if extra.get("n_boxes") == 0 else "")
         else:
-            raise ValueError(f"validation set kind={kind!r}; valid: obstacles, poisson")
+            raise ValueError(f"validation set kind={kind!r}; valid: {', '.join(KINDS)}")
         out.append((tag, probs, [int(i) for i in s["iters"]]))
     return out
 
