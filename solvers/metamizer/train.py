@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from solvers.metamizer.model import VARIANTS
 from solvers.metamizer.pool import KINDS
 from solvers.metamizer.trainer import BATCHNORM_SELECT, Trainer
-from solvers.metamizer.validation import KINDS as VALIDATION_KINDS, SCORES
+from solvers.metamizer.validation import KINDS as VALIDATION_KINDS
+from solvers.metamizer.validation import SCORES
 
 # keys a resumed run may change; everything else must match the stopped run's config
 RESUMABLE_OVERRIDES = ("resume", "max_wall_s", "stop_after", "progress", "state_every_s", "threads",
