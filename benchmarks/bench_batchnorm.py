@@ -1,5 +1,5 @@
 """The shipped paper model's score belongs to its weights, not to a draw of its BatchNorm buffers
-(issue #18; not part of the test run, about 10 minutes on one core):
+(issue #18; not part of the test run, about half an hour on one core: the validation spans n = 32-256):
 
     pytest benchmarks/bench_batchnorm.py -s
 
