@@ -81,6 +81,28 @@ def test_a_second_run_into_a_used_out_dir_is_refused_and_the_first_is_untouched(
     assert _digest(out) == before
 
 
+def test_a_resume_while_another_trainer_holds_the_folder_is_refused_and_nothing_changes(tmp_path):
+    """Seen in practice: a resume started while the first trainer was still saving cut the
+    first's loss.csv back to the older state. The lock the running trainer holds stops it."""
+    import fcntl
+
+    from solvers.metamizer.train import run
+
+    out = tmp_path / "run"
+    run(_cfg(*TINY, f"out_dir={out}", "stop_after=4"))
+    before = _digest(out)
+    with (out / ".lock").open("a+") as held:  # what a live trainer holds (pid written as it does)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.truncate(0)
+        held.write("pid 4242\n")
+        held.flush()
+        with pytest.raises(SystemExit, match=r"is being trained by pid 4242: wait for it to stop"):
+            run(_cfg(f"resume={out}"))
+        assert {k: v for k, v in _digest(out).items() if k != ".lock"} == \
+            {k: v for k, v in before.items() if k != ".lock"}
+    assert run(_cfg(f"resume={out}"))["steps"] == 6  # released: the resume goes on
+
+
 def test_an_unused_folder_is_fine(tmp_path):
     from solvers.metamizer.train import run
 

@@ -2,14 +2,18 @@
 
 The command line: every value is checked before anything is written (one line naming
 the key and the fix, exit status 1, no traceback); a run never writes into a folder
-that already holds a training run unless it is resumed there with ``resume=DIR``.
+that already holds a training run unless it is resumed there with ``resume=DIR``, and
+never while another trainer holds that folder (a lock file, ``.lock``).
 The training itself is ``trainer.py`` (loop and state), ``train_step.py`` (one step),
 ``validation.py`` and ``bn_stats.py`` (selection), ``export.py`` (provenance).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
+import os
 from pathlib import Path
 
 import hydra
@@ -132,6 +136,31 @@ def _holds_a_run(folder: Path) -> bool:
     return folder.is_dir() and any((folder / f).exists() for f in RUN_FILES)
 
 
+@contextlib.contextmanager
+def _sole_trainer(folder: Path):
+    """Hold ``folder/.lock`` while training. A second trainer on the same folder (say, a
+    resume started while the first is still saving) would cut the first's logs back to its
+    state and then write beside it; it is refused instead, before it touches anything."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = (folder / ".lock").open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel if this process dies
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise SystemExit(f"error: {folder} is being trained by {holder}: wait for it to stop (kill -TERM "
+                         f"stops it with its state saved), then resume={folder}") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}\n")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fh.close()
+
+
 def run(cfg: DictConfig) -> dict:
     """Train per ``cfg``; with ``resume=DIR`` continue the run stored in DIR (its
     saved config is used, except the RESUMABLE_OVERRIDES given now)."""
@@ -164,7 +193,8 @@ def run(cfg: DictConfig) -> dict:
 
         tf32_off()  # float32 network as in the paper: no TF32 anywhere
         torch.backends.cudnn.benchmark = bool(cfg.cudnn_benchmark)  # recorded in config.yaml
-    return Trainer(cfg).run(resume=bool(resume))
+    with _sole_trainer(Path(str(cfg.out_dir))):
+        return Trainer(cfg).run(resume=bool(resume))
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train/default")
