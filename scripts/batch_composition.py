@@ -33,6 +33,13 @@ def load(run: Path) -> pd.DataFrame:
                          "step": val["step"], "samples": val["step"] * int(cfg["batch"]), "score": val["score"]})
 
 
+def load_all(paths: list[Path]) -> list[pd.DataFrame]:
+    """One frame per run, in the order given; a step scored twice (a rescored CSV beside the
+    run's own validation.csv) counts once, the first given."""
+    frames = pd.concat([load(p) for p in paths]).drop_duplicates(["run", "step"]).sort_values(["run", "step"])
+    return [d for _, d in frames.groupby("run", sort=False)]
+
+
 def summary(runs: list[pd.DataFrame], until: float) -> pd.DataFrame:
     rows = []
     for df in runs:
@@ -71,8 +78,7 @@ def main() -> None:
     ap.add_argument("--until", type=float, default=np.inf, help="compare validations up to this many samples")
     ap.add_argument("--plot", type=Path, help="write the score-per-sample figure here (PNG)")
     a = ap.parse_args()
-    frames = pd.concat([load(r) for r in a.runs]).drop_duplicates(["run", "step"]).sort_values(["run", "step"])
-    runs = [d for _, d in frames.groupby("run", sort=False)]
+    runs = load_all(a.runs)
     print(summary(runs, a.until).to_string(index=False))
     if a.plot:
         plot(runs, a.until, a.plot)
