@@ -103,6 +103,17 @@ def test_a_resume_while_another_trainer_holds_the_folder_is_refused_and_nothing_
     assert run(_cfg(f"resume={out}"))["steps"] == 6  # released: the resume goes on
 
 
+def test_a_resume_that_does_not_repeat_val_every_steps_keeps_it_in_the_saved_config(tmp_path):
+    from omegaconf import OmegaConf
+
+    from solvers.metamizer.train import run
+
+    out = tmp_path / "run"
+    run(_cfg(*TINY, f"out_dir={out}", "val_every_steps=2", "stop_after=2"))
+    run(_cfg(f"resume={out}"))
+    assert OmegaConf.load(out / "config.yaml").val_every_steps == 2
+
+
 def test_an_unused_folder_is_fine(tmp_path):
     from solvers.metamizer.train import run
 

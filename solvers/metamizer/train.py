@@ -172,7 +172,7 @@ def run(cfg: DictConfig) -> dict:
                              f"give the out_dir of a stopped run")
         saved = OmegaConf.load(rdir / "config.yaml")
         for k in RESUMABLE_OVERRIDES:
-            if k in cfg:
+            if k in cfg and not (k == "val_every_steps" and cfg[k] is None):  # not given: the run keeps its own
                 saved[k] = cfg[k]
         saved.out_dir = str(rdir)
         cfg = saved
