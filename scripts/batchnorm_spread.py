@@ -30,12 +30,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 from solvers.metamizer import checkpoint  # noqa: E402
 from solvers.metamizer.bn_stats import batchnorm_layers, pool_step, precise_batchnorm, steady_state_pool  # noqa: E402
 from solvers.metamizer.pool import Pool  # noqa: E402
-from solvers.metamizer.validation import validate, validation_problems  # noqa: E402
+from solvers.metamizer.validation import RecipeValidation  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "solvers/metamizer/checkpoints/metamizer_paper_h20.safetensors"
@@ -74,11 +73,10 @@ def main() -> int:
         print(f"{a.checkpoint}: no BatchNorm layers; nothing to re-estimate")
         return 1
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        vcfg = compose("train/paper").validation
-    sets = validation_problems(OmegaConf.to_container(vcfg.sets, resolve=True))
+        validation = RecipeValidation(compose("train/paper").validation)
 
     def score(m) -> float:
-        return validate(m, sets, float(vcfg.floor), float(vcfg.diverged), score=str(vcfg.score))["score"]
+        return validation(m)["score"]
 
     t0 = time.perf_counter()
     pool = steady_state_pool(model, lambda: Pool(100, 100, np.random.default_rng(12345), kind="paper", replace=True),

@@ -42,7 +42,6 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from solvers.metamizer.bn_stats import batchnorm_layers, precise_batchnorm  # noqa: E402
 from solvers.metamizer.trainer import Trainer  # noqa: E402
-from solvers.metamizer.validation import validate  # noqa: E402
 
 
 def load_run(run: Path, copy_to: Path):
@@ -89,15 +88,14 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # its "resumed" line
         trainer, cfg = load_run(a.run, Path(tmp))
-    model, pools, sets, step = trainer.model, trainer.pools, trainer.vsets, trainer.step
+    model, pools, step = trainer.model, trainer.pools, trainer.step
     if not batchnorm_layers(model):
         print(f"{a.run}: no BatchNorm layers; nothing to swap")
         return 1
     t0 = time.perf_counter()
 
     def score(m) -> float:
-        return validate(m, sets, float(cfg.validation.floor), float(cfg.validation.diverged),
-                        score=str(cfg.validation.get("score", "mean")))["score"]
+        return trainer.validation(m)["score"]
 
     out = {"run": str(a.run), "step": step, "training": score(model), "precise": []}
     print(f"{a.run} at step {step}: training's buffers {out['training']:.2f}", flush=True)

@@ -24,10 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 from solvers.metamizer import checkpoint  # noqa: E402
-from solvers.metamizer.validation import validate, validation_problems  # noqa: E402
+from solvers.metamizer.validation import RecipeValidation  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,13 +42,12 @@ def main() -> int:
         return 1
     torch.set_num_threads(a.threads)
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        vcfg = compose("train/paper").validation
-    sets = validation_problems(OmegaConf.to_container(vcfg.sets, resolve=True))
+        validation = RecipeValidation(compose("train/paper").validation)
     rows = []
     for path in a.checkpoints:
         model, meta = checkpoint.load(path)
         t0 = time.perf_counter()
-        s = validate(model.eval(), sets, float(vcfg.floor), float(vcfg.diverged), score=str(vcfg.score))["score"]
+        s = validation(model)["score"]
         rows.append({"step": int(meta["training_steps"]), "score": s, "val_s": round(time.perf_counter() - t0, 1),
                      "batchnorm": str(meta.get("batchnorm_statistics", "?")).split(":")[0]})
         print(f"{path}: step {rows[-1]['step']}, score {s:.2f} ({rows[-1]['val_s']} s)", flush=True)

@@ -40,7 +40,7 @@ from solvers.metamizer.export import git_commit, hardware, training_bill
 from solvers.metamizer.model import MetamizerNet
 from solvers.metamizer.pool import FIELDS, Pool
 from solvers.metamizer.train_step import lr_at, train_step
-from solvers.metamizer.validation import validate, validation_problems
+from solvers.metamizer.validation import RecipeValidation
 
 
 def plot(out_dir: Path) -> None:
@@ -116,7 +116,8 @@ class Trainer:
                            float(cfg.p_source), float(cfg.get("p_freq", 0.0)),
                            tuple(cfg.get("freq_range", (0.005, 0.1))), bool(cfg.sample_replace))
                       for n in self.grids]
-        self.vsets = validation_problems(OmegaConf.to_container(cfg.validation.sets, resolve=True))
+        self.validation = RecipeValidation(cfg.validation)
+        self.vsets = self.validation.sets
         self.step, self.wall, self.best, self.best_step = 0, 0.0, math.inf, None
         self.plan: dict | None = None
         self.last_val_step = None
@@ -223,8 +224,7 @@ class Trainer:
         rule = self.selection_rule() if self.selection_rule() in models else next(iter(models))
         scores = {}
         for kind, (m, _) in models.items():
-            scores[kind] = validate(m, self.vsets, float(cfg.validation.floor), float(cfg.validation.diverged),
-                                    self.device, str(cfg.validation.get("score", "mean")))
+            scores[kind] = self.validation(m, self.device)
         model, bn = models[rule]
         val = scores[rule]
         if len(models) > 1:

@@ -114,3 +114,19 @@ def validate(model: MetamizerNet, sets, floor: float, diverged: float, device="c
     rows["score"] = float(np.mean(set_means) if score == "mean" else np.median(per_problem))
     model.train(was_training)
     return rows
+
+
+class RecipeValidation:
+    """A recipe's ``validation`` config block as one call: its held-out problems built once,
+    each model scored with the block's floor, divergence cap and score (the trainer, and the
+    scripts that score checkpoints, use exactly this)."""
+
+    def __init__(self, vcfg) -> None:
+        from omegaconf import OmegaConf
+
+        self.sets = validation_problems(OmegaConf.to_container(vcfg.sets, resolve=True))
+        self.floor, self.diverged = float(vcfg.floor), float(vcfg.diverged)
+        self.score = str(vcfg.get("score", "mean"))
+
+    def __call__(self, model: MetamizerNet, device="cpu") -> dict:
+        return validate(model, self.sets, self.floor, self.diverged, device, self.score)
